@@ -1,0 +1,190 @@
+/*
+ * config.h - the configuration file: its schema (libconfuse) and the
+ * immutable structs the rest of the daemon reads.
+ *
+ * config_load() parses a file in two passes: the first reads only "load"
+ * (plugin paths) so the plugins' option schemas are known, the second
+ * parses everything with the built-in and plugin module sections added.
+ * Errors come back as "file:line: what is wrong".  The result is plain C
+ * data, never touched again by libconfuse, freed by config_free(); it is
+ * read-only once returned, so every thread may read it.
+ */
+#ifndef SLUICE_CONFIG_H
+#define SLUICE_CONFIG_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "sluice_filter.h"
+
+struct module;
+
+enum config_data_mode {
+	CONFIG_DATA_STRICT = 0,		/* bare CR/LF in DATA refused */
+	CONFIG_DATA_NORMALIZE		/* bare CR/LF turned into CRLF */
+};
+
+enum config_backend_type {
+	CONFIG_BACKEND_SMTP = 0,	/* SMTP over TCP or unix socket */
+	CONFIG_BACKEND_LMTP,		/* LMTP (LHLO, per-recipient replies) */
+	CONFIG_BACKEND_MAILDIR		/* embedded Maildir writer */
+};
+
+enum config_identity {
+	CONFIG_IDENTITY_AUTO = 0,	/* XCLIENT if offered, else XFORWARD if offered */
+	CONFIG_IDENTITY_XCLIENT,	/* XCLIENT only */
+	CONFIG_IDENTITY_XFORWARD,	/* XFORWARD only */
+	CONFIG_IDENTITY_NONE		/* send nothing */
+};
+
+enum config_on_error {
+	CONFIG_ON_ERROR_TEMPFAIL = 0,
+	CONFIG_ON_ERROR_ACCEPT,
+	CONFIG_ON_ERROR_REJECT
+};
+
+enum config_filter_mode {
+	CONFIG_FILTER_ENFORCE = 0,	/* verdicts take effect */
+	CONFIG_FILTER_OBSERVE		/* verdicts logged as would_*, never applied */
+};
+
+/* Per-session limits; global defaults, each overridable per listener. */
+struct config_limits {
+	long long	 message_size;		/* bytes of DATA (wire form), 0 = none */
+	long long	 recipients;		/* RCPT per transaction */
+	long long	 errors;		/* protocol errors before 421 */
+	long long	 command_line;		/* bytes incl. CRLF (512) */
+	long long	 text_line;		/* DATA line bytes incl. CRLF (1000), 0 = none */
+	long long	 idle_timeout_ms;	/* waiting for a command */
+	long long	 data_timeout_ms;	/* waiting for the next DATA bytes */
+	long long	 data_time_limit_ms;	/* whole DATA section, 0 = none */
+	long long	 session_timeout_ms;	/* whole session, 0 = none */
+	long long	 spool_memory;		/* DATA bytes kept in memory */
+	long long	 headers;		/* header fields per message */
+	long long	 header_size;		/* bytes of one header field */
+};
+
+struct config_listener {
+	char		 *name;			/* section title */
+	int		  line;			/* config line of the section */
+	char		**listen;		/* "127.0.0.1:25", "[::]:25" */
+	size_t		  nlisten;		/* entries in listen */
+	struct sockaddr_storage *addrs;		/* listen, parsed */
+	socklen_t	 *addrlens;		/* their lengths */
+	char		 *backend;		/* backend name */
+	struct config_backend *backend_ref;	/* resolved */
+	char		**chain;		/* filter instance names, in order */
+	size_t		  nchain;		/* entries in chain */
+	struct config_filter **chain_refs;	/* resolved */
+	char		 *hostname;		/* name in greeting and Received */
+	char		 *banner;		/* greeting text after the hostname */
+	enum config_data_mode data_mode;	/* strict or normalize */
+	int		  received_header;	/* add a Received: field */
+	long long	  max_connections;	/* on this listener, 0 = global only */
+	struct config_limits limits;		/* effective limits */
+};
+
+struct config_backend {
+	char		 *name;			/* section title */
+	int		  line;			/* config line of the section */
+	enum config_backend_type type;		/* smtp, lmtp, maildir */
+	char		**servers;		/* "127.0.0.1:10025", "unix:/path" */
+	size_t		  nservers;		/* entries in servers */
+	struct sockaddr_storage *addrs;		/* servers, parsed */
+	socklen_t	 *addrlens;		/* their lengths */
+	enum config_identity identity;		/* XCLIENT / XFORWARD choice */
+	char		 *helo_name;		/* our EHLO/LHLO name */
+	long long	  max_connections;	/* open connections, all workers */
+	long long	  max_age_ms;		/* connection reused until this age */
+	long long	  idle_timeout_ms;	/* pooled idle connection closed after */
+	long long	  connect_timeout_ms;	/* TCP connect and greeting */
+	long long	  command_timeout_ms;	/* EHLO, MAIL, RCPT, DATA, RSET replies */
+	long long	  data_timeout_ms;	/* reply after the final dot */
+	long long	  down_time_ms;		/* a failed server is skipped this long */
+	char		 *maildir;		/* Maildir path (maildir type) */
+	int		  maildir_fsync;	/* fsync file and directory */
+};
+
+/* One option value of a filter instance, as declared by its module. */
+struct config_option_value {
+	const char	 *name;			/* the module's option name (not copied) */
+	enum sluice_option_type type;		/* declared type */
+	int		  set;			/* present (given or defaulted) */
+	char		 *string;		/* STRING */
+	long long	  number;		/* INT, BOOL, DURATION (ms), SIZE (bytes) */
+	char		**list;			/* STRING_LIST */
+	size_t		  nlist;		/* entries in list */
+};
+
+struct config_filter {
+	char		 *name;			/* section title, unique across modules */
+	int		  line;			/* config line of the section */
+	char		 *file;			/* config file of the section */
+	struct module	 *module;		/* the module, one reference held */
+	long long	  timeout_ms;		/* per hook, PENDING included */
+	enum config_on_error on_error;		/* when the filter fails or times out */
+	enum config_filter_mode mode;		/* enforce or observe */
+	struct config_option_value *options;	/* one per module option, declaration order */
+	size_t		  noptions;		/* entries in options */
+};
+
+/*
+ * What a module's init receives as struct sluice_filter (opaque to
+ * modules): the instance's config section.  The sluice_option_*()
+ * accessors of sluice_filter.h are implemented in config.c on it.
+ */
+struct sluice_filter {
+	const struct config_filter *conf;	/* not owned */
+};
+
+struct config {
+	char		 *path;			/* file given to config_load */
+	char		 *hostname;		/* default hostname */
+	char		 *user;			/* drop privileges to, NULL = stay */
+	char		 *group;		/* group, NULL = user's group */
+	char		 *pidfile;		/* NULL = none */
+	char		 *spool_dir;		/* temporary DATA files */
+	long long	  workers;		/* event-loop threads, 0 = CPUs */
+	long long	  pool_threads;		/* blocking-work threads */
+	long long	  drain_timeout_ms;	/* SIGTERM: sessions may finish this long */
+	long long	  max_connections;	/* all listeners together */
+	long long	  max_connections_per_ip;	/* per client address (prefix) */
+	long long	  ipv4_prefix;		/* per-IP counting prefix, 32 = host */
+	long long	  ipv6_prefix;		/* per-IP counting prefix, 128 = host */
+	int		  log_stderr;		/* 1 stderr, 0 syslog */
+	int		  log_facility;		/* syslog facility */
+	int		  log_level;		/* enum log_level */
+	struct config_limits limits;		/* global defaults */
+	struct module	**modules;		/* plugins from "load", references held */
+	size_t		  nmodules;		/* entries in modules */
+	struct config_listener *listeners;	/* in file order */
+	size_t		  nlisteners;
+	struct config_backend *backends;	/* in file order */
+	size_t		  nbackends;
+	struct config_filter *filters;		/* in file order */
+	size_t		  nfilters;
+};
+
+/*
+ * Parse and validate path.  On success returns 0 and *out (caller frees
+ * with config_free).  On failure returns -1 and writes every error, one
+ * "file:line: what is wrong" per line, into err (truncated to errlen).
+ * Loads the plugins named by "load" (module_open) and takes references on
+ * the built-in modules used.
+ */
+int		 config_load(const char *path, struct config **out, char *err, size_t errlen);
+/* Releases module references too.  Clears *cfg. */
+void		 config_free(struct config **cfg);
+
+/* Lookups by name; NULL when absent. */
+struct config_backend *config_backend_find(const struct config *cfg, const char *name);
+struct config_filter  *config_filter_find(const struct config *cfg, const char *name);
+const struct config_option_value *config_filter_option(const struct config_filter *f,
+		    const char *name);
+
+/* Names for enums, as written in the config ("tempfail", "observe", ...). */
+const char	*config_on_error_name(enum config_on_error v);
+const char	*config_filter_mode_name(enum config_filter_mode v);
+const char	*config_backend_type_name(enum config_backend_type v);
+
+#endif /* SLUICE_CONFIG_H */

@@ -1,0 +1,47 @@
+/*
+ * module.h - filter modules: the built-in ones and dlopen'ed plugins.
+ *
+ * A module is loaded once per path and shared by every generation that
+ * names it; each generation holds one reference, and the module is
+ * dlclose'd when the last reference goes.  Main thread only.
+ */
+#ifndef SLUICE_MODULE_H
+#define SLUICE_MODULE_H
+
+#include <stddef.h>
+
+struct sluice_module;
+
+struct module {
+	const struct sluice_module *desc;	/* the exported descriptor */
+	char			*path;		/* file loaded, NULL for built-ins */
+	void			*handle;	/* dlopen handle, NULL for built-ins */
+	int			 refs;		/* generations using it */
+	struct module		*next;		/* registry list */
+};
+
+/*
+ * Load the plugin at path (or take another reference on it when already
+ * loaded).  On failure returns NULL and writes a sentence naming the file
+ * into err: not found, not a sluice filter, ABI version mismatch, name
+ * clashing with a built-in or core keyword, file writable by others.
+ */
+struct module	*module_open(const char *path, char *err, size_t errlen);
+
+/* A built-in module by name with a new reference, or NULL. */
+struct module	*module_builtin(const char *name);
+
+/* Every built-in descriptor, NULL-terminated. */
+const struct sluice_module *const *module_builtins(void);
+
+/* Drop a reference; dlclose when it was the last.  Clears *mod. */
+void		 module_release(struct module **mod);
+
+/*
+ * Check a descriptor (ABI version, name syntax, option declarations).
+ * Returns 0, or -1 with a sentence in err naming origin (file or "built-in").
+ */
+int		 module_check(const struct sluice_module *desc, const char *origin,
+		    char *err, size_t errlen);
+
+#endif /* SLUICE_MODULE_H */
