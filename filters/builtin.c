@@ -1,0 +1,20 @@
+/*
+ * builtin.c - the registry of built-in filter modules.
+ */
+#include "autoconf.h"
+
+#include <stddef.h>
+
+#include "builtin.h"
+#include "module.h"
+
+static const struct sluice_module *const builtins[] = {
+	&sluice_builtin_access,
+	NULL
+};
+
+const struct sluice_module *const *
+module_builtins(void)
+{
+	return builtins;
+}

@@ -1,0 +1,12 @@
+/*
+ * builtin.h - the filter modules compiled into the daemon.  Each exports
+ * its descriptor here; module_builtins() (module.h) lists them.
+ */
+#ifndef SLUICE_BUILTIN_H
+#define SLUICE_BUILTIN_H
+
+#include "sluice_filter.h"
+
+extern const struct sluice_module sluice_builtin_access;	/* filters/access/access.c */
+
+#endif /* SLUICE_BUILTIN_H */

@@ -1,0 +1,36 @@
+/*
+ * connlimit.h - connection accounting: all listeners together, per
+ * listener, and per client address prefix.  Shared by all workers
+ * (atomics and one mutex-guarded table); a key taken at accept is kept by
+ * the session and given back at close, so a reload that changes the
+ * prefix lengths never unbalances the counts.
+ */
+#ifndef SLUICE_CONNLIMIT_H
+#define SLUICE_CONNLIMIT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct config;
+struct listener_gen;
+
+struct connlimit_key {
+	uint8_t	 family;	/* AF_INET, AF_INET6, 0 = not counted per IP */
+	uint8_t	 bytes[16];	/* the address masked to the configured prefix */
+};
+
+enum connlimit_result {
+	CONNLIMIT_OK = 0,
+	CONNLIMIT_GLOBAL,	/* max_connections reached */
+	CONNLIMIT_LISTENER,	/* the listener's max_connections reached */
+	CONNLIMIT_PER_IP	/* max_connections_per_ip reached for this prefix */
+};
+
+/* Count a new connection, or refuse it (then nothing is counted). */
+enum connlimit_result connlimit_take(const struct config *cfg, struct listener_gen *lg,
+	    const struct sockaddr *sa, struct connlimit_key *key);
+void	 connlimit_release(struct listener_gen *lg, const struct connlimit_key *key);
+/* Open connections, all listeners. */
+long	 connlimit_total(void);
+
+#endif /* SLUICE_CONNLIMIT_H */
