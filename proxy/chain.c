@@ -122,8 +122,17 @@ chain_begin(struct session *s, enum sluice_phase phase, chain_done_fn done)
 {
 	struct chain_run	*run = &s->run;
 
-	if (run->active)
-		fatalx("chain_start: a chain run is already active");
+	if (run->active) {
+		/* A core bug, not input: refuse this event rather than die. */
+		struct chain_result	 r;
+
+		session_log(s, LOG_LEVEL_ERROR, "chain phase=%s started while phase=%s runs",
+		    chain_phase_name(phase), chain_phase_name(run->phase));
+		memset(&r, 0, sizeof(r));
+		r.verdict = SLUICE_TEMPFAIL;
+		done(s, &r);
+		return;
+	}
 	run->phase = phase;
 	run->next = 0;
 	run->active = 1;
@@ -248,6 +257,14 @@ chain_apply(struct session *s, struct filter_instance *fi, enum sluice_verdict v
 		session_log(s, LOG_LEVEL_ERROR, "filter=%s phase=%s error=\"invalid verdict %d\"",
 		    fi->conf->name, chain_phase_name(run->phase), (int)v);
 		v = chain_on_error(s, fi);
+	}
+	if ((v == SLUICE_REJECT && run->result.code / 100 == 4) ||
+	    (v == SLUICE_TEMPFAIL && run->result.code / 100 == 5)) {
+		session_log(s, LOG_LEVEL_WARNING, "filter=%s phase=%s reply code %d does not "
+		    "match verdict %s; default reply used", fi->conf->name,
+		    chain_phase_name(run->phase), run->result.code, chain_verdict_name(v));
+		run->result.code = 0;
+		run->result.enhanced[0] = '\0';
 	}
 	if (v >= SLUICE_TEMPFAIL && fi->conf->mode == CONFIG_FILTER_OBSERVE) {
 		session_log(s, LOG_LEVEL_INFO, "would_%s filter=%s phase=%s client=%s code=%d "

@@ -154,7 +154,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	if ((s->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
 		fatalx("bufferevent_socket_new");
 	bufferevent_setcb(s->bev, session_read_cb, session_write_cb, session_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_READ_HIGH);
+	/* Above the longest allowed line, or an overlong line could never be seen. */
+	bufferevent_setwatermark(s->bev, EV_READ, 0, lim->command_line + 2 > SESSION_READ_HIGH ?
+	    (size_t)lim->command_line + 2 : SESSION_READ_HIGH);
 	idle.tv_sec = lim->idle_timeout_ms / 1000;
 	idle.tv_usec = (lim->idle_timeout_ms % 1000) * 1000;
 	bufferevent_set_timeouts(s->bev, &idle, &idle);

@@ -326,6 +326,12 @@ cmd_chain_done(struct session *s, const struct chain_result *r)
 	if (r->verdict == SLUICE_DISCONNECT)
 		return;
 	session_error(s);
+	if (row->phase == SLUICE_PHASE_HELO) {
+		/* A refused HELO leaves the client where it was before it. */
+		free(s->helo);
+		s->helo = NULL;
+		s->flags &= ~SESSION_ESMTP;
+	}
 	/* A refused MAIL leaves no transaction; a refused RCPT leaves it as it was. */
 	if (row->verb == SMTP_VERB_MAIL)
 		session_txn_end(s, r->verdict == SLUICE_TEMPFAIL ? "tempfail" : "rejected");
