@@ -4,6 +4,7 @@
 #include "autoconf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static enum log_level	 log_min_level = LOG_LEVEL_INFO;
 
 static void	 log_emit(uint64_t, enum log_level, int, const char *, va_list)
 		    __attribute__((format(printf, 4, 0)));
+static size_t	 log_quote_byte(unsigned char, char [4]);
 
 void
 log_init(const char *ident, int to_stderr, int facility)
@@ -114,6 +116,8 @@ log_emit(uint64_t sid, enum log_level level, int saved_errno, const char *fmt, v
 		    ts.tv_nsec / 1000000, log_ident, (long)getpid());
 		n += r > 0 ? (size_t)r : 0;
 	}
+	/* snprintf returns what it wanted to write: never step past the end. */
+	n = n < sizeof(line) ? n : sizeof(line) - 1;
 	if (sid != 0)
 		r = snprintf(line + n, sizeof(line) - n, "%016llx ", (unsigned long long)sid);
 	else
@@ -218,42 +222,70 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+/* The log-safe rendering of one byte into r; returns its length (1, 2 or 4). */
+static size_t
+log_quote_byte(unsigned char c, char r[4])
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c < 0x20 || c >= 0x7f) {
+		r[0] = '\\';
+		r[1] = 'x';
+		r[2] = hex[c >> 4];
+		r[3] = hex[c & 15];
+		return 4;
+	}
+	if (c == '"' || c == '\\') {
+		r[0] = '\\';
+		r[1] = (char)c;
+		return 2;
+	}
+	r[0] = (char)c;
+	return 1;
+}
+
 char *
 log_quote(char *buf, size_t size, const char *s, size_t max)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t	 n = 0, i, len = s != NULL ? strlen(s) : 0;
-	int	 quote = 0;
+	size_t	 n = 0, i, len, k, total;
+	int	 quote = 0, cut;
+	char	 r[4];
 
 	if (size == 0)
 		return buf;
 	if (s == NULL)
 		s = "";
-	for (i = 0; i < len && i < max; i++)
+	/* Read no more of s than max bytes, and one to see whether it goes on. */
+	len = strnlen(s, max < SIZE_MAX ? max + 1 : max);
+	cut = len > max;
+	if (cut)
+		len = max;
+	for (i = 0; i < len; i++)
 		if (s[i] == ' ' || s[i] == '"' || s[i] == '=' || s[i] == '\\')
 			quote = 1;
-	if (len == 0)
+	if (len == 0 && !cut)
 		quote = 1;
+	total = (size_t)quote * 2 + (cut ? 3 : 0);
+	for (i = 0; i < len; i++)
+		total += log_quote_byte((unsigned char)s[i], r);
+	/*
+	 * When it does not all fit, keep room for "..." and the closing
+	 * quote, so a short buf still holds a balanced, visibly cut
+	 * rendering and never half of an escape.
+	 */
+	if (total >= size)
+		cut = 1;
 #define PUT(c) do { if (n + 1 < size) buf[n++] = (c); } while (0)
 	if (quote)
 		PUT('"');
-	for (i = 0; i < len && i < max; i++) {
-		unsigned char	 c = (unsigned char)s[i];
-
-		if (c < 0x20 || c >= 0x7f || (quote && (c == '"' || c == '\\'))) {
-			if (c == '"' || c == '\\') {
-				PUT('\\');
-				PUT((char)c);
-			} else {
-				PUT('\\');
-				PUT('x');
-				PUT(hex[c >> 4]);
-				PUT(hex[c & 15]);
-			}
-		} else
-			PUT((char)c);
+	for (i = 0; i < len; i++) {
+		k = log_quote_byte((unsigned char)s[i], r);
+		if (total >= size && n + k + (size_t)quote + 3 >= size)
+			break;
+		memcpy(buf + n, r, k);
+		n += k;
 	}
-	if (len > max) {
+	if (cut) {
 		PUT('.');
 		PUT('.');
 		PUT('.');

@@ -239,11 +239,13 @@ smtp_cmd_dispatch(struct session *s, const char *line, size_t len)
 		return;
 	}
 	if ((row = cmd_lookup(cmd.verb)) == NULL) {
-		char	 q[64];
+		char	 verb[33], q[160];
+		size_t	 n = cmd.verb_len < 32 ? cmd.verb_len : 32;
 
+		memcpy(verb, cmd.verb_text, n);
+		verb[n] = '\0';
 		session_log(s, LOG_LEVEL_INFO, "error reason=unknown_command verb=%s client=%s",
-		    log_quote(q, sizeof(q), cmd.verb_text, cmd.verb_len < 32 ? cmd.verb_len : 32),
-		    s->addr);
+		    log_quote(q, sizeof(q), verb, 32), s->addr);
 		cmd_fail(s, 500, "5.5.2", "Error: command not recognized");
 		return;
 	}
@@ -594,7 +596,8 @@ check_mail(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 		flags |= SMTP_PATH_ALLOW_UTF8;
 	if ((st = smtp_path_arg_parse(arg, len, "FROM", flags, &pa)) != SMTP_PARSE_OK) {
 		if (st == SMTP_PARSE_UTF8)
-			cmd_fail(s, 553, "5.6.7", "Error: non-ASCII address requires SMTPUTF8");
+			cmd_fail(s, 553, "5.6.7", "Error: non-ASCII address or parameter "
+			    "requires SMTPUTF8");
 		else if (st == SMTP_PARSE_NO_COLON)
 			cmd_fail(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		else

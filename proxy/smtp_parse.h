@@ -71,9 +71,10 @@ struct smtp_command {
 
 /*
  * Split a command line (without its CRLF or LF) into verb and argument.
- * Verbs are matched case-insensitively.  Returns SMTP_PARSE_OK,
- * SMTP_PARSE_EMPTY, SMTP_PARSE_NUL or SMTP_PARSE_BAD_CHAR (a control byte
- * other than TAB, or a non-ASCII byte in the verb).
+ * The verb runs to the first SP and is matched case-insensitively; trailing
+ * SP and TAB are ignored.  Returns SMTP_PARSE_OK, SMTP_PARSE_EMPTY (nothing
+ * but SP/TAB), SMTP_PARSE_NUL or SMTP_PARSE_BAD_CHAR (a control byte other
+ * than TAB, or a non-ASCII byte in the verb).
  */
 enum smtp_parse_status smtp_command_parse(const char *line, size_t len,
 	    struct smtp_command *cmd);
@@ -85,10 +86,10 @@ const char	*smtp_verb_name(enum smtp_verb verb);
 struct smtp_path {
 	char	 mailbox[SMTP_PATH_MAX + 1];	/* "local@domain" as sent, NUL-terminated; "" for <> */
 	size_t	 local_len;		/* bytes of the local part (quotes included) */
-	const char *domain;		/* points into mailbox after '@'; "" when none */
+	const char *domain;		/* points into this mailbox after '@' (not valid in a copy of the struct); "" when none */
 	char	 route[SMTP_PATH_MAX + 1];	/* "@a,@b" source route as sent, "" when none */
 	int	 is_null;		/* <> */
-	int	 is_postmaster;		/* <postmaster> without domain (RCPT only) */
+	int	 is_postmaster;		/* <postmaster> without domain (RCPT only); mailbox is then "postmaster" */
 	int	 quoted_local;		/* local part is a quoted-string */
 	int	 domain_is_literal;	/* domain is [address literal] */
 	int	 has_utf8;		/* non-ASCII bytes present (needs SMTPUTF8) */

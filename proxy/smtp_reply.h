@@ -14,6 +14,7 @@ struct evbuffer;
 #define SMTP_REPLY_LINES_MAX	64	/* lines kept from a multi-line reply */
 #define SMTP_REPLY_TEXT_MAX	4096	/* bytes of text kept in total */
 #define SMTP_REPLY_LINE_MAX	2048	/* a received reply line longer than this is garbage */
+#define SMTP_REPLY_WIRE_MAX	65536	/* a received reply longer than this (all lines) is garbage */
 
 /*
  * Append one reply to out: "code enhanced text\r\n".  enhanced may be NULL
@@ -50,6 +51,10 @@ enum smtp_reply_status {
  * Take one complete (possibly multi-line) reply from the front of in.
  * Lines end in CRLF or LF.  On SMTP_REPLY_NEED_MORE nothing is drained; on
  * SMTP_REPLY_MALFORMED the state of in is unspecified (close the peer).
+ * Garbage is reported as soon as the bytes show it, without waiting for
+ * the end of the line; a reply still incomplete after SMTP_REPLY_WIRE_MAX
+ * bytes is garbage too, so a peer cannot make us buffer without bound.
+ * The contents of *reply are unspecified unless SMTP_REPLY_COMPLETE.
  */
 enum smtp_reply_status smtp_reply_read(struct evbuffer *in, struct smtp_reply *reply);
 

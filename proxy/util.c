@@ -273,29 +273,38 @@ sockaddr_format(const struct sockaddr *sa, char *buf, size_t size, int *port)
 	const struct sockaddr_in	*sin = (const struct sockaddr_in *)sa;
 	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)sa;
 
+	const char			*ok = buf;
+
 	if (port != NULL)
 		*port = 0;
 	switch (sa->sa_family) {
 	case AF_INET:
-		inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)size);
+		ok = inet_ntop(AF_INET, &sin->sin_addr, buf, (socklen_t)size);
 		if (port != NULL)
 			*port = ntohs(sin->sin_port);
 		break;
 	case AF_INET6:
 		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr))
-			inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf, (socklen_t)size);
+			ok = inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf,
+			    (socklen_t)size);
 		else
-			inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)size);
+			ok = inet_ntop(AF_INET6, &sin6->sin6_addr, buf, (socklen_t)size);
 		if (port != NULL)
 			*port = ntohs(sin6->sin6_port);
 		break;
 	case AF_UNIX:
-		snprintf(buf, size, "unix:%s", ((const struct sockaddr_un *)sa)->sun_path);
+		/* sun_path need not be NUL-terminated when it is full. */
+		snprintf(buf, size, "unix:%.*s",
+		    (int)sizeof(((const struct sockaddr_un *)sa)->sun_path),
+		    ((const struct sockaddr_un *)sa)->sun_path);
 		break;
 	default:
 		snprintf(buf, size, "unknown");
 		break;
 	}
+	/* inet_ntop leaves buf untouched when it is too small. */
+	if (ok == NULL && size > 0)
+		buf[0] = '\0';
 }
 
 uint64_t
