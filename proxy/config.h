@@ -2,9 +2,11 @@
  * config.h - the configuration file: its schema (libconfuse) and the
  * immutable structs the rest of the daemon reads.
  *
- * config_load() parses a file in two passes: the first reads only "load"
- * (plugin paths) so the plugins' option schemas are known, the second
- * parses everything with the built-in and plugin module sections added.
+ * config_load() parses a file in two passes: the first is our own scanner
+ * (brace balance, section start lines, comments blanked, "load" and
+ * "include" collected) so the plugins' option schemas are known; the
+ * second is libconfuse over the scanned text with the built-in and plugin
+ * module sections added to the schema.
  * Errors come back as "file:line: what is wrong".  The result is plain C
  * data, never touched again by libconfuse, freed by config_free(); it is
  * read-only once returned, so every thread may read it.

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 struct sluice_module;
+struct sluice_option;
 
 struct module {
 	const struct sluice_module *desc;	/* the exported descriptor */
@@ -34,14 +35,29 @@ struct module	*module_builtin(const char *name);
 /* Every built-in descriptor, NULL-terminated. */
 const struct sluice_module *const *module_builtins(void);
 
+/* Another reference on a module the caller already holds; returns mod. */
+struct module	*module_ref(struct module *mod);
+
 /* Drop a reference; dlclose when it was the last.  Clears *mod. */
 void		 module_release(struct module **mod);
 
 /*
- * Check a descriptor (ABI version, name syntax, option declarations).
- * Returns 0, or -1 with a sentence in err naming origin (file or "built-in").
+ * Check a descriptor (ABI version, name syntax, not a core config keyword,
+ * option declarations and their defaults).  Returns 0, or -1 with a
+ * sentence in err naming origin (file or "built-in").
  */
 int		 module_check(const struct sluice_module *desc, const char *origin,
 		    char *err, size_t errlen);
+
+/*
+ * Convert an option's default_value, written as in a config file, for
+ * its type: *number gets INT, BOOL (0/1), DURATION (ms) and SIZE (bytes);
+ * *list and *nlist get a STRING_LIST ({ "a", 'b', c }; caller frees the
+ * items and the array); a STRING needs no conversion.  Either output may
+ * be NULL to only check.  Returns 0, or -1 when the text is not a value
+ * of that type (or default_value is NULL).
+ */
+int		 module_option_default(const struct sluice_option *opt, long long *number,
+		    char ***list, size_t *nlist);
 
 #endif /* SLUICE_MODULE_H */
