@@ -123,7 +123,10 @@ maildir_work(void *arg)
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", j->dir, j->name);
 	snprintf(new, sizeof(new), "%s/new/%s", j->dir, j->name);
 	snprintf(dir, sizeof(dir), "%s/new", j->dir);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1) {
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == ENOENT && backend_maildir_prepare(j->dir) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1) {
 		j->err = errno;
 		return;
 	}

@@ -16,7 +16,10 @@ struct session;
 void	 backend_maildir_deliver(struct session *s,
 	    void (*done)(struct session *s, int err, const char *name));
 
-/* Create dir/{tmp,new,cur} when missing.  0, or -1 with errno. */
+/*
+ * Create dir/{tmp,new,cur} when missing (as the user sluice runs as; the
+ * first delivery does it).  0, or -1 with errno.
+ */
 int	 backend_maildir_prepare(const char *dir);
 
 #endif /* SLUICE_BACKEND_MAILDIR_H */

@@ -355,8 +355,9 @@ chain_notify(struct session *s, enum sluice_phase phase)
 	struct listener_gen	*lg = s->lg;
 	size_t			 i;
 
-	if (!chain_wants(s, phase))
+	if (!chain_wants(s, phase) || s->run.active)
 		return;
+	s->run.phase = phase;	/* what sluice_phase() reports in these hooks */
 	for (i = 0; i < lg->nchain; i++) {
 		const struct sluice_module *m = lg->chain[i]->desc;
 

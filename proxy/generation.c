@@ -229,3 +229,16 @@ generation_live_count(void)
 {
 	return atomic_load(&live_generations);
 }
+
+void
+generation_shutdown(void)
+{
+	struct generation	*g;
+
+	pthread_mutex_lock(&current_lock);
+	g = current;
+	current = NULL;
+	pthread_mutex_unlock(&current_lock);
+	if (g != NULL && atomic_fetch_sub(&g->refs, 1) == 1)
+		generation_free(g);
+}

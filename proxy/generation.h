@@ -74,6 +74,12 @@ struct listener_gen *generation_listener(struct generation *g, const char *key);
 /* Free a generation that never became current (build failure path too). */
 void		 generation_free(struct generation *g);
 
+/*
+ * At exit, after the workers stopped: drop the current generation and
+ * free it now (filter fini included) if no session holds it.
+ */
+void		 generation_shutdown(void);
+
 /* How many generations exist (current + ones still pinned by sessions). */
 int		 generation_live_count(void);
 

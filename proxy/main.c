@@ -226,18 +226,22 @@ raise_fd_limit(void)
 }
 
 static void
-write_pidfile(const char *path)
+write_pidfile(const struct config *cfg)
 {
-	FILE	*fp;
+	struct passwd	*pw;
+	FILE		*fp;
 
-	if (path == NULL)
+	if (cfg->pidfile == NULL)
 		return;
-	if ((fp = fopen(path, "w")) == NULL)
-		fatal("pidfile %s", path);
+	if ((fp = fopen(cfg->pidfile, "w")) == NULL)
+		fatal("pidfile %s", cfg->pidfile);
 	fprintf(fp, "%ld\n", (long)getpid());
+	/* Ours after the privilege drop, so we can remove it at exit. */
+	if (geteuid() == 0 && cfg->user != NULL && (pw = getpwnam(cfg->user)) != NULL)
+		(void)!fchown(fileno(fp), pw->pw_uid, pw->pw_gid);
 	if (fclose(fp) != 0)
-		fatal("pidfile %s", path);
-	daemon_state.pidfile = xstrdup(path);
+		fatal("pidfile %s", cfg->pidfile);
+	daemon_state.pidfile = xstrdup(cfg->pidfile);
 }
 
 static void
@@ -377,7 +381,6 @@ run_daemon(void)
 		    daemon_state.config_path);
 		return 1;
 	}
-	log_init("sluice", g->cfg->log_stderr, g->cfg->log_facility);
 	log_set_level((enum log_level)g->cfg->log_level);
 	n = g->cfg->workers > 0 ? (int)g->cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
@@ -385,6 +388,7 @@ run_daemon(void)
 	if (n > WORKERS_MAX)
 		n = WORKERS_MAX;
 	listener_set_workers(n);
+	/* Start-up errors so far went to stderr, where the operator looks. */
 	if (listener_prepare(g, err, CONFIG_ERR_MAX) == -1)
 		fatalx("%s", err);
 	free(err);
@@ -392,7 +396,8 @@ run_daemon(void)
 	prepare_spool_dir(g->cfg);
 	if (!daemon_state.foreground)
 		daemonize();
-	write_pidfile(g->cfg->pidfile);
+	log_init("sluice", g->cfg->log_stderr, g->cfg->log_facility);
+	write_pidfile(g->cfg);
 	drop_privileges(g->cfg);
 	signal(SIGPIPE, SIG_IGN);
 	if ((daemon_state.base = event_base_new()) == NULL)
@@ -411,6 +416,8 @@ run_daemon(void)
 	event_base_dispatch(daemon_state.base);
 	workers_stop();
 	pool_stop();
+	/* Every session is gone: run the filters' fini and free the config. */
+	generation_shutdown();
 	if (daemon_state.pidfile != NULL)
 		(void)unlink(daemon_state.pidfile);
 	log_info("stopped");
@@ -456,5 +463,16 @@ main(int argc, char **argv)
 	}
 	if (test || print)
 		return check_config(daemon_state.config_path, print);
+	/* Reloads happen after chdir("/"): keep the path absolute. */
+	if (daemon_state.config_path[0] != '/') {
+		char	*abs = realpath(daemon_state.config_path, NULL);
+
+		if (abs == NULL) {
+			fprintf(stderr, "sluice: %s: %s\n", daemon_state.config_path,
+			    strerror(errno));
+			return 1;
+		}
+		daemon_state.config_path = abs;
+	}
 	return run_daemon();
 }

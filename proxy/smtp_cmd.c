@@ -315,7 +315,8 @@ cmd_chain_done(struct session *s, const struct chain_result *r)
 		row->proceed(s, c);
 		return;
 	case SLUICE_DISCARD:
-		if (s->txn != NULL)
+		/* At HELO it covers the session (a HELO ends any transaction). */
+		if (s->txn != NULL && row->phase != SLUICE_PHASE_HELO)
 			s->txn->discard = 1;
 		else
 			s->flags |= SESSION_DISCARD_ALL;

@@ -306,6 +306,8 @@ data_body(struct session *s)
 			data_verdict(s, SLUICE_PHASE_BODY, &c->step_result);
 			return;
 		}
+		if (c->step_result.verdict == SLUICE_DISCARD)
+			s->txn->discard = 1;
 	}
 	free(c->body_buf);
 	c->body_buf = NULL;
