@@ -113,3 +113,15 @@ backend_pool_close(struct backend *b, struct worker *w)
 		upstream_free(&up);
 	}
 }
+
+static void
+backend_shed_cb(void *arg)
+{
+	backend_pool_close(arg, worker_current());
+}
+
+void
+backend_shed_idle(struct backend *b)
+{
+	workers_post_all(backend_shed_cb, b);
+}

@@ -58,6 +58,13 @@ void	 backend_server_ok(struct backend *b, size_t index);
 int	 backend_slot_take(struct backend *b);
 void	 backend_slot_release(struct backend *b);
 
+/*
+ * At the cap: ask every worker to close its idle connections of b, so
+ * the slots they hold serve the next attempt.  The generation owning b
+ * must be pinned by the caller (it is: by the session).
+ */
+void	 backend_shed_idle(struct backend *b);
+
 /* Close every idle connection of b on the calling worker. */
 void	 backend_pool_close(struct backend *b, struct worker *w);
 

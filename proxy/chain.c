@@ -214,7 +214,8 @@ chain_record(struct session *s, size_t index, enum sluice_verdict v)
 	if (s->txn == NULL || s->txn->verdicts == NULL)
 		return;
 	tv = &s->txn->verdicts[index];
-	if (v > tv->verdict || tv->verdict == SLUICE_ACCEPT) {
+	/* The strongest verdict of the transaction stays: accept over continue, ... */
+	if (v > tv->verdict) {
 		tv->verdict = (unsigned char)v;
 		tv->phase = (unsigned char)s->run.phase;
 	}

@@ -400,6 +400,7 @@ run_daemon(void)
 	write_pidfile(g->cfg);
 	drop_privileges(g->cfg);
 	signal(SIGPIPE, SIG_IGN);
+	worker_threads_init();
 	if ((daemon_state.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	worker_main_init(daemon_state.base);

@@ -279,6 +279,8 @@ upstream_acquire(struct backend *b, struct worker *w, const struct upstream_iden
 	if (backend_slot_take(b) == -1) {
 		log_warnx("backend=%s connection limit %lld reached", b->conf->name,
 		    b->conf->max_connections);
+		/* Idle pooled connections on other workers may hold the slots. */
+		backend_shed_idle(b);
 		up->state = UP_FAILED;
 		up_defer(up, UPSTREAM_LIMIT);
 		return up;
@@ -520,7 +522,8 @@ up_after_ehlo(struct upstream *up, const struct smtp_reply *r)
 static void
 up_xclient_replied(struct upstream *up, const struct smtp_reply *r)
 {
-	if (r->code != 220) {
+	/* Postfix answers 220 (a new greeting), some servers 250: both mean done. */
+	if (r->code / 100 != 2) {
 		/* Not authorised for XCLIENT: go on without it, and say so. */
 		log_warnx("backend=%s server=%s refused XCLIENT code=%d text=\"%s\"",
 		    up->b->conf->name, upstream_server_name(up), r->code, smtp_reply_text(r));

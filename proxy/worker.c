@@ -53,6 +53,14 @@ worker_init(struct worker *w, int id, struct event_base *base)
 }
 
 void
+worker_threads_init(void)
+{
+	/* Before any event_base exists: bases get locks and cross-thread wake-ups. */
+	if (evthread_use_pthreads() != 0)
+		fatalx("evthread_use_pthreads");
+}
+
+void
 worker_main_init(struct event_base *base)
 {
 	worker_init(&main_worker, -1, base);
@@ -82,8 +90,6 @@ workers_start(int n)
 	sigset_t	 all, old;
 	int		 i;
 
-	if (evthread_use_pthreads() != 0)
-		fatalx("evthread_use_pthreads");
 	nworkers = n;
 	workers = xcalloc((size_t)n, sizeof(*workers));
 	/* Signals belong to the main loop: workers start with all blocked. */

@@ -48,6 +48,9 @@ struct worker {
 	int		  draining;	/* SIGTERM: refuse new work */
 };
 
+/* Make libevent thread-aware; before the first event_base_new().  Once. */
+void		 worker_threads_init(void);
+
 /* Create the main worker for the calling thread's base.  Main thread, once. */
 void		 worker_main_init(struct event_base *base);
 struct worker	*worker_main(void);
