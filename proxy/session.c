@@ -658,7 +658,11 @@ session_txn_end(struct session *s, const char *result)
 	us = monotonic_us() - t->started_us;
 	txn_format_verdicts(s, verdicts, sizeof(verdicts));
 	txn_format_rcpts(t, rcpts, sizeof(rcpts));
-	log_quote(from, sizeof(from), t->mail_from != NULL ? t->mail_from : "", 256);
+	/* The null sender is logged as from=<>, like Postfix. */
+	if (t->mail_from == NULL || t->mail_from[0] == '\0')
+		from[0] = '\0';
+	else
+		log_quote(from, sizeof(from), t->mail_from, 256);
 	log_quote(helo, sizeof(helo), s->helo != NULL ? s->helo : "", 256);
 	log_quote(reply, sizeof(reply), t->backend_reply != NULL ? t->backend_reply : "", 512);
 	session_log(s, LOG_LEVEL_INFO, "done txn=%u result=%s client=%s helo=%s from=<%s> "

@@ -716,6 +716,10 @@ check_rcpt(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 			    smtp_parse_status_text(st));
 		return -1;
 	}
+	if (pa.nparams > 0 && !(s->flags & SESSION_ESMTP)) {
+		cmd_fail(s, 555, "5.5.4", "Error: parameters need EHLO");
+		return -1;
+	}
 	if (rcpt_params_check(s, c, &pa) == -1)
 		return -1;
 	c->mailbox = xstrdup(pa.path.mailbox);
