@@ -220,7 +220,7 @@ int	 sluice_offload(struct sluice_ctx *ctx, void (*work)(void *arg),
 
 /* Append a header field at the end of the header section. */
 int	 sluice_header_add(struct sluice_ctx *ctx, const char *name, const char *value);
-/* Insert at position index (0 = top of the message). */
+/* Insert at position index (0 = first field, below sluice's own Received:). */
 int	 sluice_header_insert(struct sluice_ctx *ctx, size_t index, const char *name,
 	    const char *value);
 /* Change the index-th (1-based) field called name; value NULL removes it. */

@@ -16,7 +16,13 @@
  *
  * In DATATERM_NORMALIZE mode every bare CR and every bare LF is turned
  * into CRLF before scanning, so the sink sees, and the terminator is
- * found in, exactly the normalized stream the backend will receive.
+ * found in, exactly the normalized stream the backend will receive (a CR
+ * ending one feed and an LF starting the next are one CRLF).  The BARE_*
+ * flags are set in this mode too, to say that something was normalized.
+ *
+ * Line lengths count the line's bytes and its CRLF but not a stuffing dot
+ * (a "." starting a line that is followed by another "."), as RFC 5321
+ * 4.5.3.1.6 says.  A long line is flagged and still passed on.
  *
  * Pure code; the struct is caller-owned and needs no cleanup.
  */
@@ -30,12 +36,16 @@ enum dataterm_mode {
 	DATATERM_NORMALIZE	/* bare CR/LF become CRLF */
 };
 
-#define DATATERM_BARE_CR	0x01	/* a CR not followed by LF was seen */
-#define DATATERM_BARE_LF	0x02	/* an LF not preceded by CR was seen */
-#define DATATERM_LONG_LINE	0x04	/* a line exceeded max_line (CRLF included) */
+#define DATATERM_BARE_CR	0x01	/* a CR not followed by LF was seen (either mode) */
+#define DATATERM_BARE_LF	0x02	/* an LF not preceded by CR was seen (either mode) */
+#define DATATERM_LONG_LINE	0x04	/* a line exceeded max_line (see above) */
 #define DATATERM_NUL		0x08	/* a NUL byte was seen */
 
-/* The sink receives content in order; p points into the input or to constant CRLF bytes. */
+/*
+ * The sink receives content in order, in as few calls as possible: p
+ * points into the input, or to constant bytes (an inserted CR or LF, or a
+ * "." or ".\r" held back at the end of the previous feed).  len > 0.
+ */
 typedef void (*dataterm_sink_fn)(void *arg, const unsigned char *p, size_t len);
 
 struct dataterm {

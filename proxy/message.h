@@ -22,7 +22,13 @@ struct evbuffer;
 struct spool;
 struct message;
 
-/* Limits that keep the index bounded whatever the client sends. */
+/*
+ * Limits that keep the index bounded whatever the client sends; 0 means
+ * no limit.  A field's size is its wire bytes, continuation lines and the
+ * final CRLF included; a line that passes max_header_size before its colon
+ * counts as a too big field.  Indexing stops at the field that breaks a
+ * limit: it and what follows count as body.
+ */
 struct message_limits {
 	size_t	 mem_limit;	/* spool bytes kept in memory before going to a file */
 	size_t	 max_headers;	/* header fields indexed; more sets MESSAGE_TOO_MANY_HEADERS */
@@ -42,11 +48,16 @@ size_t		 message_size(const struct message *msg);	/* wire bytes appended */
 struct spool	*message_spool(struct message *msg);		/* not transferred */
 
 /*
- * Build the header index from the spooled bytes.  The header section ends
- * at the first empty line, or before the first line that is neither a
- * header field ("name:" with name of printable ASCII except ':') nor a
- * continuation (starting with SP or HTAB).  Returns 0, or -1 with errno
- * on a spool read error.  Sets MESSAGE_* flags, see message_flags().
+ * Build the header index from the spooled bytes (append everything
+ * first), read in small chunks, dot-stuffing undone.  The header section
+ * ends at the first empty line, or before the first line that is neither a
+ * header field ("name:" with name of printable ASCII except ':', white
+ * space before the colon allowed as RFC 5322 obs-optional) nor a
+ * continuation (SP or HTAB first, after a field); a last line without its
+ * line end is not header.  Indexing again drops all edits.  Returns 0, or
+ * -1 with errno on a spool read error.  Sets MESSAGE_* flags, see
+ * message_flags().  The edit and body-replacement calls index first if
+ * this was not called.
  */
 int		 message_index(struct message *msg);
 unsigned int	 message_flags(const struct message *msg);
@@ -71,17 +82,36 @@ int		 message_header_get(struct message *msg, size_t index,
 int		 message_header_add(struct message *msg, const char *name, const char *value);
 int		 message_header_insert(struct message *msg, size_t index, const char *name,
 		    const char *value);
-/* The index-th (1-based) field named name (case-insensitive); value NULL deletes it. */
+/*
+ * The index-th (1-based) field named name (case-insensitive) of the
+ * current view; value NULL deletes it, else it becomes "name: value" with
+ * name spelled as passed.
+ */
 int		 message_header_change(struct message *msg, const char *name, size_t index,
 		    const char *value);
-/* Raw bytes written before everything else (the core's Received: field); CRLF-terminated. */
+/*
+ * Raw wire bytes written before everything else (the core's Received:
+ * field): whole CRLF lines, no bare CR or LF, no line that is a lone "."
+ * (EINVAL otherwise).  A later call goes before earlier ones.  Not part
+ * of the header view.
+ */
 int		 message_prepend(struct message *msg, const char *raw, size_t len);
 
-/* Replace the body: calls append.  data is unstuffed, CRLF line ends. */
+/*
+ * Replace the body: the first call starts the new body, later calls
+ * append.  data is unstuffed with CRLF line ends; it is stored dot-stuffed
+ * in a second spool, a bare CR or LF becomes CRLF, and a missing final
+ * CRLF is added when writing.  The writer then emits the edited header
+ * section, one empty line, and the new body (the original empty line goes
+ * with the original body).
+ */
 int		 message_body_replace(struct message *msg, const unsigned char *data, size_t len);
 int		 message_body_replaced(const struct message *msg);
 
-/* Reading the original body, dot-stuffing undone, for body hooks. */
+/*
+ * Reading the original body (after the empty line), dot-stuffing undone,
+ * for body hooks.  Set the cursor after message_index().
+ */
 struct message_cursor {
 	off_t	 offset;	/* next wire offset to read */
 	int	 at_line_start;	/* private */
@@ -107,9 +137,13 @@ struct message_writer {
 
 void		 message_writer_init(struct message_writer *w, struct message *msg, int flags);
 /*
- * Add roughly up to max bytes of output to out.  Returns 1 when more is to
- * come, 0 when the whole message has been written (without the final
- * ".\r\n", which the caller adds for SMTP), -1 with errno on a read error.
+ * Add up to max bytes of output to out (0: no limit; with MESSAGE_WRITE_LF
+ * one more for a CR held back from the previous call).  Without flags the
+ * spool's bytes are added without copying (see spool_add_to()), and out
+ * stays valid after message_free().  The message must not change while a
+ * writer runs.  Returns 1 when more is to come, 0 when the whole message
+ * has been written (without the final ".\r\n", which the caller adds for
+ * SMTP), -1 with errno on a read error.
  */
 int		 message_writer_next(struct message_writer *w, struct evbuffer *out, size_t max);
 

@@ -33,6 +33,7 @@
 #include "message.h"
 #include "session.h"
 #include "smtp_cmd.h"
+#include "spool.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -467,6 +468,11 @@ session_read_data(struct session *s)
 		return evbuffer_get_length(in) > 0;
 	s->flags &= ~SESSION_IN_DATA;
 	s->flags |= SESSION_BUSY;
+	if (s->txn->data_error == TXN_DATA_OK &&
+	    spool_flush(message_spool(s->txn->msg)) == -1) {
+		s->txn->data_errno = errno;
+		s->txn->data_error = TXN_DATA_SPOOL;
+	}
 	session_data_end_timers(s);
 	smtp_cmd_data_end(s);
 	return 1;

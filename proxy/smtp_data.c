@@ -129,7 +129,8 @@ data_received(struct session *s)
 	xasprintf(&hdr, "Received: from %s ([%s%s])\r\n\tby %s (sluice) with %s id "
 	    "%016llx.%u%s;\r\n\t%s\r\n", from, v6 ? "IPv6:" : "", s->addr,
 	    s->lg->conf->hostname, with, (unsigned long long)s->id, t->number, rcpt, date);
-	message_prepend(t->msg, hdr, strlen(hdr));
+	if (message_prepend(t->msg, hdr, strlen(hdr)) == -1)
+		session_log(s, LOG_LEVEL_WARNING, "could not add the Received field");
 	free(hdr);
 }
 
