@@ -86,7 +86,8 @@ const char	*smtp_verb_name(enum smtp_verb verb);
 struct smtp_path {
 	char	 mailbox[SMTP_PATH_MAX + 1];	/* "local@domain" as sent, NUL-terminated; "" for <> */
 	size_t	 local_len;		/* bytes of the local part (quotes included) */
-	const char *domain;		/* points into this mailbox after '@' (not valid in a copy of the struct); "" when none */
+	/* domain points into this struct's mailbox: not valid in a copy of the struct. */
+	const char *domain;		/* after the last unquoted '@'; "" when none */
 	char	 route[SMTP_PATH_MAX + 1];	/* "@a,@b" source route as sent, "" when none */
 	int	 is_null;		/* <> */
 	int	 is_postmaster;		/* <postmaster> without domain (RCPT only); mailbox is then "postmaster" */
