@@ -29,6 +29,7 @@
 #include "config.h"
 #include "connlimit.h"
 #include "generation.h"
+#include "io.h"
 #include "log.h"
 #include "message.h"
 #include "session.h"
@@ -172,8 +173,11 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	session_arm_timer(s);
 	session_log(s, LOG_LEVEL_INFO, "connect client=%s port=%d listener=%s local=%s:%d",
 	    s->addr, s->port, lg->conf->name, s->local_addr, s->local_port);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	/* New bufferevents start with EV_WRITE on: we write optimistically (io.h). */
+	bufferevent_disable(s->bev, EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	smtp_cmd_connect(s);
+	io_write_now(s->bev);
 }
 
 /* The session timer covers the total session time and the DATA time limit. */
@@ -276,6 +280,7 @@ session_write_cb(struct bufferevent *bev, void *arg)
 			session_free(s);
 		return;
 	}
+	io_write_drained(bev);
 	/* The client read its replies: go on with what it pipelined. */
 	session_process(s);
 }
@@ -302,6 +307,9 @@ session_process(struct session *s)
 			break;
 	}
 	x->processing = 0;
+	/* Every reply of this batch in one write (DESIGN.md). */
+	if (!(s->flags & SESSION_CLOSING))
+		io_write_now(s->bev);
 }
 
 void
@@ -520,7 +528,7 @@ session_close(struct session *s, int code, const char *enhanced, const char *tex
 		smtp_reply_add(session_output(s), code, enhanced, text);
 	s->flags |= SESSION_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(session_output(s)) == 0)
+	if (io_write_now(s->bev) != 0)
 		session_free(s);
 	/* else session_write_cb frees once the reply is out */
 }

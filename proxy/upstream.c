@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "backend.h"
+#include "io.h"
 #include "log.h"
 #include "message.h"
 #include "smtp_reply.h"
@@ -154,7 +155,8 @@ up_write_line(struct upstream *up, const char *line, long long timeout_ms)
 	evbuffer_add(out, line, strlen(line));
 	evbuffer_add(out, "\r\n", 2);
 	up_set_timeout(up, timeout_ms);
-	bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(up->bev, EV_READ);
+	io_write_now(up->bev);
 }
 
 static struct upstream *
@@ -732,6 +734,7 @@ up_event_cb(struct bufferevent *bev, short events, void *arg)
 	if (events & BEV_EVENT_CONNECTED) {
 		up->state = UP_GREETING;
 		up_set_nodelay(up);
+		io_write_drained(bev);	/* EV_WRITE was only for the connect */
 	} else if (events & BEV_EVENT_TIMEOUT)
 		up_lost(up, UPSTREAM_TIMEOUT, "timeout");
 	else if (events & BEV_EVENT_EOF)
@@ -798,25 +801,32 @@ upstream_data(struct upstream *up, struct message *msg, size_t nreplies, upstrea
 	up_write_line(up, "DATA", up->b->conf->command_timeout_ms);
 }
 
-/* Keep the output filled while the server reads; then the final dot. */
+/*
+ * Keep the output filled while the server reads, then the final dot.  A
+ * message that fits the socket buffer goes out in this call; a larger one
+ * continues from the write callback as the server drains it.
+ */
 static void
 up_data_pump(struct upstream *up)
 {
 	struct evbuffer	*out = bufferevent_get_output(up->bev);
 	int		 r;
 
-	while (evbuffer_get_length(out) < UP_DATA_HIGH) {
-		if ((r = message_writer_next(&up->writer, out, UP_DATA_STEP)) == -1) {
-			log_warn("backend=%s spool read failed", up->b->conf->name);
-			up_fail(up, UPSTREAM_IO, NULL);
-			return;
+	for (;;) {
+		while (up->state == UP_DATA_BODY && evbuffer_get_length(out) < UP_DATA_HIGH) {
+			if ((r = message_writer_next(&up->writer, out, UP_DATA_STEP)) == -1) {
+				log_warn("backend=%s spool read failed", up->b->conf->name);
+				up_fail(up, UPSTREAM_IO, NULL);
+				return;
+			}
+			if (r == 0) {
+				evbuffer_add(out, ".\r\n", 3);
+				up->state = UP_DATA_FINAL;
+				bufferevent_setwatermark(up->bev, EV_WRITE, 0, 0);
+			}
 		}
-		if (r == 0) {
-			evbuffer_add(out, ".\r\n", 3);
-			up->state = UP_DATA_FINAL;
-			bufferevent_setwatermark(up->bev, EV_WRITE, 0, 0);
+		if (io_write_now(up->bev) != 1 || up->state == UP_DATA_FINAL)
 			return;
-		}
 	}
 }
 
@@ -830,7 +840,9 @@ up_write_cb(struct bufferevent *bev, void *arg)
 		up_data_pump(up);
 		if (--up->depth == 0 && up->free_pending)
 			up_really_free(up);
+		return;
 	}
+	io_write_drained(bev);
 }
 
 /* --- Pool, release, free ------------------------------------------------------- */
