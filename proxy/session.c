@@ -127,7 +127,7 @@ session_new_id(struct worker *w)
 	uint64_t	 id;
 
 	do
-		id = random_u64();
+		id = worker_random(w);
 	while (id == 0 || worker_session_find(w, id) != NULL);
 	return id;
 }

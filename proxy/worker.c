@@ -46,6 +46,7 @@ worker_init(struct worker *w, int id, struct event_base *base)
 		fatalx("pthread_mutex_init");
 	if ((w->wake = event_new(base, -1, 0, worker_wake_cb, w)) == NULL)
 		fatalx("event_new");
+	w->rng = random_u64();
 	w->linebuf_size = LINEBUF_SIZE;
 	w->linebuf = xmalloc(w->linebuf_size);
 	w->sessions.size = 64;
@@ -294,4 +295,14 @@ worker_session_foreach(struct worker *w, void (*fn)(struct session *, void *), v
 			fn(copy[i], arg);
 	}
 	free(copy);
+}
+
+uint64_t
+worker_random(struct worker *w)
+{
+	uint64_t	 z = (w->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
 }

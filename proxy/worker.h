@@ -46,6 +46,7 @@ struct worker {
 	unsigned char	 *linebuf;	/* scratch for one command line */
 	size_t		  linebuf_size;	/* its size */
 	int		  draining;	/* SIGTERM: refuse new work */
+	uint64_t	  rng;		/* splitmix64 state for session ids */
 };
 
 /* Make libevent thread-aware; before the first event_base_new().  Once. */
@@ -72,6 +73,13 @@ void		 worker_post(struct worker *w, worker_fn fn, void *arg);
 
 /* Post fn(arg) to every worker thread. */
 void		 workers_post_all(worker_fn fn, void *arg);
+
+/*
+ * A fresh 64-bit value from w's generator (splitmix64 seeded from
+ * getrandom): session ids need to be unique and unguessable enough to
+ * tell sessions apart in logs, not secret; one syscall saved per session.
+ */
+uint64_t	 worker_random(struct worker *w);
 
 /* Session registry of the calling worker. */
 void		 worker_session_add(struct worker *w, struct session *s, uint64_t id);
