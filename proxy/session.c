@@ -660,16 +660,14 @@ txn_format_rcpts(const struct txn *t, char *buf, size_t size)
 	}
 }
 
-void
-session_txn_end(struct session *s, const char *result)
+/* The per-transaction summary line (skipped entirely below level info). */
+static void
+txn_log_summary(struct session *s, const char *result)
 {
 	struct txn	*t = s->txn;
 	char		 verdicts[1024], rcpts[2048], from[300], helo[300], reply[600];
-	uint64_t	 us;
+	uint64_t	 us = monotonic_us() - t->started_us;
 
-	if (t == NULL)
-		return;
-	us = monotonic_us() - t->started_us;
 	txn_format_verdicts(s, verdicts, sizeof(verdicts));
 	txn_format_rcpts(t, rcpts, sizeof(rcpts));
 	/* The null sender is logged as from=<>, like Postfix. */
@@ -682,8 +680,18 @@ session_txn_end(struct session *s, const char *result)
 	session_log(s, LOG_LEVEL_INFO, "done txn=%u result=%s client=%s helo=%s from=<%s> "
 	    "rcpts=%s nrcpt=%zu size=%zu filters=\"%s\" backend=%s time=%.3fms",
 	    t->number, result, s->addr, helo, from, t->nrcpts ? rcpts : "-", t->nrcpts,
-	    t->size, verdicts,
-	    t->backend_reply != NULL ? reply : "-", (double)us / 1000.0);
+	    t->size, verdicts, t->backend_reply != NULL ? reply : "-", (double)us / 1000.0);
+}
+
+void
+session_txn_end(struct session *s, const char *result)
+{
+	struct txn	*t = s->txn;
+
+	if (t == NULL)
+		return;
+	if (log_get_level() <= LOG_LEVEL_INFO)
+		txn_log_summary(s, result);
 	s->txn = NULL;
 	chain_notify(s, SLUICE_PHASE_RESET);
 	txn_free(t);
