@@ -630,11 +630,13 @@ class Session:
             self.sent += data[:room]
 
     def flush(self):
+        """Send the queued replies, rewriting the connection record first:
+        a test that has seen a reply must find its command recorded."""
         if not self.outbuf:
             return
         data, self.outbuf = bytes(self.outbuf), bytearray()
-        self.sock.sendall(data)
         self.write_record()
+        self.sock.sendall(data)
 
     # ---- main loop
 
@@ -682,6 +684,7 @@ class Session:
     def finish_records(self, rst):
         try:
             if self.outbuf and not self.stopping:
+                self.write_record(force=True)  # as in flush()
                 self.sock.sendall(bytes(self.outbuf))
         except OSError:
             pass
@@ -797,24 +800,26 @@ class Session:
                     verb, name)
         return None
 
-    def cmd_xclient(self, verb, arg, line):
+    def take_identity(self, verb, arg, line, lines):
+        """Refuse the command, or note it in lines; True if taken."""
         refused = self.check_identity(verb, arg)
         if refused:
             self.queue_reply(refused)
+            return False
+        lines.append(line)
+        return True
+
+    def cmd_xclient(self, verb, arg, line):
+        if not self.take_identity(verb, arg, line, self.xclient):
             return
-        self.xclient.append(line)
         sent = self.respond("xclient", self.greeting_text(), arg)
         if sent is not None and sent.startswith("220"):
             self.helo = None  # Postfix: start over with EHLO
             self.reset_transaction()
 
     def cmd_xforward(self, verb, arg, line):
-        refused = self.check_identity(verb, arg)
-        if refused:
-            self.queue_reply(refused)
-            return
-        self.xforward.append(line)
-        self.respond("xforward", "250 2.0.0 Ok", arg)
+        if self.take_identity(verb, arg, line, self.xforward):
+            self.respond("xforward", "250 2.0.0 Ok", arg)
 
     def cmd_mail(self, verb, arg, line):
         if self.helo is None:

@@ -17,12 +17,20 @@ process it started, by PID, also when a test fails.
 
     run_tests(globals())
 
+The scripts share their conventions through this module rather than
+copies: standard_config() (hostname HOSTNAME, workers = 2), relay() (a
+Capture and a Sluice in front of it), and hello(), ask(), transaction()
+and read_all_replies() for the dialogue.  As root, Sluice runs the daemon
+as DAEMON_USER and lets it reach its directories (reachable(),
+give_to_daemon() for others).
+
 See README.md in this directory for the whole story.
 """
 
 import atexit
 import base64
 import collections
+import contextlib
 import email
 import email.policy
 import fcntl
@@ -30,6 +38,7 @@ import importlib.util
 import inspect
 import json
 import os
+import pwd
 import random
 import re
 import shutil
@@ -51,6 +60,10 @@ __all__ = [
     "Raw", "Titled", "make_config", "quote", "basic_config", "Sluice",
     "check_config", "sluice_binary", "smtp_client", "RawClient", "Reply",
     "swaks", "raw", "run_tests", "HERE", "PYTHON",
+    # the conventions the test scripts share
+    "HOSTNAME", "DAEMON_USER", "standard_globals", "standard_config",
+    "reachable", "give_to_daemon", "relay", "ask", "hello", "transaction",
+    "read_all_replies",
 ]
 
 PYTHON = "/usr/bin/python3"
@@ -59,6 +72,8 @@ CAPTURE_SERVER = HERE / "capture_server.py"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SWAKS = "/usr/bin/swaks"
 DEFAULT_TIMEOUT = 10.0
+HOSTNAME = "mx.test"    # standard_globals(): the daemon's name in replies
+DAEMON_USER = "nobody"  # what Sluice runs the daemon as when we are root
 
 
 # ---------------------------------------------------------------- errors
@@ -557,6 +572,13 @@ class Capture(Service):
         conns.sort(key=lambda c: c.id)
         return conns
 
+    def commands(self):
+        """Every command line received, connection after connection.
+
+        A connection's record is rewritten before each batch of replies
+        leaves, so a command whose reply the test has seen is here."""
+        return [cmd for conn in self.connections() for cmd in conn.commands]
+
     def _check_alive(self):
         if self.proc.poll() is not None:
             raise AssertionError("capture_server died (%d):\n%s" % (
@@ -599,7 +621,7 @@ class Capture(Service):
         return text
 
 
-# ---------------------------------------------------------------- smtp-sink
+# ---------------------------------------------------------------- nobody
 
 def _make_traversable(path):
     """Let 'nobody' reach path: add o+x on our own 0700 parents (mkdtemp).
@@ -615,6 +637,36 @@ def _make_traversable(path):
         if st.st_uid == os.geteuid() and not st.st_mode & stat.S_IXOTH:
             d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
 
+
+def reachable(path):
+    """As root, let DAEMON_USER get to path: o+x on path and on each of
+    its parents below $TMPDIR that we own (mkdtemp makes them 0700).
+    A part of path that does not exist yet is skipped.  Not root: nothing
+    to do (the daemon runs as us).  Returns path.
+
+    Sluice does this for its workdir and spool; call it for any other
+    place the daemon must reach, such as a maildir's parent."""
+    if os.geteuid() == 0:
+        p = Path(path).resolve()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        _make_traversable(p)
+    return path
+
+
+def give_to_daemon(path):
+    """Create the directory path (and its parents), and as root give it to
+    DAEMON_USER, for a daemon that writes there (a maildir's parent).
+    Returns path."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(DAEMON_USER)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return path
+
+
+# ---------------------------------------------------------------- smtp-sink
 
 class SmtpSink(Service):
     """Postfix's smtp-sink on a free loopback port, dumping every message
@@ -822,6 +874,27 @@ def basic_config(backend, port=None, lmtp=False, chain=(), filters=None,
             "filters": filters or {}, "globals": dict(globals or {})}
 
 
+def standard_globals(**extra):
+    """The global options the test scripts agree on: hostname HOSTNAME
+    and workers = 2, with extra added or overriding.  No `user`: Sluice
+    adds that when we are root."""
+    g = {"hostname": HOSTNAME, "workers": 2}
+    g.update(extra)
+    return g
+
+
+def standard_config(backend, limits=None, globals=None, listener=None,
+                    **kw):
+    """basic_config() with standard_globals() (updated by globals), and
+    limits, if given, as the listener's `limits` section; the other
+    arguments are basic_config()'s."""
+    lst = dict(listener or {})
+    if limits:
+        lst["limits"] = dict(lst.get("limits") or {}, **limits)
+    return basic_config(backend, listener=lst,
+                        globals=standard_globals(**(globals or {})), **kw)
+
+
 # ---------------------------------------------------------------- sluice
 
 def _builddir():
@@ -912,7 +985,12 @@ class Sluice(Service):
     config: a raw string, or a dict of make_config() arguments (as
     basic_config() returns).  Unless defaults=False, a `log` section
     (stderr, debug) and `spool_dir = workdir/spool` are added when the
-    config has none.  stdout and stderr go to workdir/sluice.log.
+    config has none, and when we are root (the daemon refuses to run as
+    root without a `user`), also `user = DAEMON_USER` when the config
+    has no `user` (a dict can say "user": None to get none), and the
+    workdir, the spool directory and the config file are made reachable
+    by that user (see reachable()).  stdout and stderr go to
+    workdir/sluice.log.
 
     ready="greeting" waits until every listener sends a greeting (one
     probe connection each, which sends QUIT); ready="log" waits for the
@@ -943,30 +1021,48 @@ class Sluice(Service):
         """(Re)write the config file; returns its text."""
         spool = self.workdir / "spool"
         spool.mkdir(exist_ok=True)
+        as_root = defaults and os.geteuid() == 0
         if isinstance(config, dict):
             config = {k: v for k, v in config.items()}
             g = dict(config.get("globals") or {})
             if defaults:
                 g.setdefault("spool_dir", str(spool))
                 g.setdefault("log", {"target": "stderr", "level": "debug"})
+            if as_root:
+                g.setdefault("user", DAEMON_USER)
             config["globals"] = g
             self.listens = [l for body in (config.get("listeners") or
                                            {}).values()
                             for l in _as_list(body.get("listen"))]
             text = make_config(**config)
+            spool_dir = g.get("spool_dir")
         elif isinstance(config, str):
             text = config
             if defaults and not re.search(r"(?m)^\s*log\s*\{", text):
                 text += '\nlog {\n\ttarget = "stderr"\n\tlevel = "debug"\n}\n'
             if defaults and not re.search(r"(?m)^\s*spool_dir\s*=", text):
                 text = "spool_dir = %s\n%s" % (quote(str(spool)), text)
+            if as_root and not re.search(r"(?m)^\s*user\s*=", text):
+                text = "user = %s\n%s" % (quote(DAEMON_USER), text)
             self.listens = _raw_listens(text)
+            m = re.search(r'(?m)^\s*spool_dir\s*=\s*"([^"]*)"', text)
+            spool_dir = m and m.group(1)
         else:
             raise TypeError("config must be a str or a dict")
         self.config_text = text
         self.config_path.write_text(text)
+        if as_root:
+            self._let_user_in(spool_dir or spool)
         self.addresses = [a for a in map(_listen_targets, self.listens) if a]
         return text
+
+    def _let_user_in(self, spool_dir):
+        """The daemon, once it is DAEMON_USER, opens its spool files and
+        re-reads its config at each reload: let it get there."""
+        reachable(self.workdir)
+        reachable(spool_dir)
+        mode = stat.S_IMODE(self.config_path.stat().st_mode)
+        self.config_path.chmod(mode | stat.S_IROTH)
 
     @property
     def port(self):
@@ -1156,6 +1252,18 @@ def check_config(config, workdir, defaults=True):
     return s.check_config()
 
 
+@contextlib.contextmanager
+def relay(tmp, script=None, lmtp=False, **config):
+    """The usual pair: a Capture in tmp/cap (with script, lmtp) and a
+    Sluice in tmp/sluice in front of it, on standard_config(cap.address,
+    lmtp=lmtp, **config).  Yields (cap, s); both stop at the end."""
+    tmp = Path(tmp)
+    with Capture(tmp / "cap", lmtp=lmtp, script=script) as cap, \
+         Sluice(standard_config(cap.address, lmtp=lmtp, **config),
+                tmp / "sluice") as s:
+        yield cap, s
+
+
 # ---------------------------------------------------------------- clients
 
 def smtp_client(port, host="127.0.0.1", timeout=None, lmtp=False,
@@ -1326,6 +1434,54 @@ class RawClient:
         data = self.read_until_closed(timeout)
         if data:
             raise AssertionError("expected close, got %r" % data)
+
+
+# ---------------------------------------------------------------- dialogue
+
+def ask(client, line, want):
+    """Send one command line (CRLF added) on a RawClient, check its reply
+    as RawClient.expect(want) does, and return it."""
+    client.send(line + ("\r\n" if isinstance(line, str) else b"\r\n"))
+    return client.expect(want)
+
+
+def hello(client, helo="client.test", verb="EHLO", hostname=HOSTNAME,
+          banner="ESMTP sluice"):
+    """The start of a session: expect "220 HOSTNAME BANNER" (the
+    daemon's default banner unless told), say EHLO (or verb) helo, expect
+    a 250 whose first line is "250-HOSTNAME" for EHLO, "250 HOSTNAME"
+    for HELO.  Returns that reply."""
+    client.expect("220 %s %s" % (hostname, banner))
+    sep = "-" if verb.upper() == "EHLO" else " "
+    return ask(client, "%s %s" % (verb, helo), "250%s%s" % (sep, hostname))
+
+
+def transaction(client, body, sender="a@example.org",
+                rcpts=("b@example.net",)):
+    """MAIL FROM:<sender>, RCPT TO:<r> for each of rcpts, DATA (expecting
+    250, 250..., 354), then body as it is (dot-stuffed already, ending
+    with CRLF unless empty) and the final ".\\r\\n".  Returns the reply
+    to the final dot, unchecked."""
+    ask(client, "MAIL FROM:<%s>" % sender, 250)
+    for r in rcpts:
+        ask(client, "RCPT TO:<%s>" % r, 250)
+    ask(client, "DATA", 354)
+    client.send(body + b".\r\n")
+    return client.read_reply()
+
+
+def read_all_replies(client, limit=100):
+    """Every reply until the peer closes (at most limit, else fail);
+    fails on a partial line at the close."""
+    out = []
+    for _ in range(limit):
+        try:
+            out.append(client.read_reply())
+        except ConnectionClosed:
+            assert not client.buf, \
+                "partial reply at close: %r" % bytes(client.buf)
+            return out
+    raise AssertionError("more than %d replies: %r" % (limit, out))
 
 
 # ---------------------------------------------------------------- swaks

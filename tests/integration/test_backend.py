@@ -4,74 +4,16 @@ client, every backend failure becomes a 4xx (never 5xx on its behalf, never
 a false 250), failover, connection reuse and limits, client identity by
 XCLIENT/XFORWARD, LMTP, and a throughput run against Postfix's smtp-sink."""
 
-import os
 import re
-import stat
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from sluicetest import *
 
-os.umask(0o022)  # the daemon runs as nobody and re-reads its config
-
-HOST = "mx.test"
 BODY = b"Subject: test\r\nFrom: a@example.org\r\n\r\nhello\r\n"
 
 
 # ---------------------------------------------------------------- helpers
-
-def reachable(path):
-    """As root the daemon runs as 'nobody': let it reach our temp dirs."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(path).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
-
-
-def config(backend, workers=2, **kw):
-    """basic_config plus the conventions: hostname, workers, user."""
-    g = {"hostname": HOST, "workers": workers}
-    if os.geteuid() == 0:
-        g["user"] = "nobody"
-    g.update(kw.pop("globals", None) or {})
-    return basic_config(backend, globals=g, **kw)
-
-
-def start(cfg, tmp, name="sluice", **kw):
-    wd = Path(tmp) / name
-    wd.mkdir(parents=True, exist_ok=True)
-    reachable(wd)
-    return Sluice(cfg, wd, **kw)
-
-
-def ask(c, line, want):
-    """Send one command line, check and return its reply."""
-    c.send(line + "\r\n")
-    return c.expect(want)
-
-
-def session(c, helo="client.test"):
-    c.expect("220 %s ESMTP sluice" % HOST)
-    ask(c, "EHLO " + helo, "250-" + HOST)
-
-
-def transaction(c, rcpts=("b@example.net",), body=BODY, sender="a@example.org"):
-    """A whole transaction that the backend accepts; the final reply."""
-    ask(c, "MAIL FROM:<%s>" % sender, 250)
-    for r in rcpts:
-        ask(c, "RCPT TO:<%s>" % r, 250)
-    ask(c, "DATA", 354)
-    c.send(body + b".\r\n")
-    return c.read_reply()
-
 
 def timed(fn, *args):
     t0 = time.monotonic()
@@ -97,10 +39,9 @@ def test_rcpt_verdicts_relayed(tmp):
         {"phase": "rcpt", "match": "multi@",
          "reply": ["550-5.7.1 first line", "550 5.7.1 second line"]},
     ]}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script=script) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             ask(c, "MAIL FROM:<a@example.org>", "250 2.1.0")
             ask(c, "RCPT TO:<good@example.net>", "250 2.1.5")
             r = ask(c, "RCPT TO:<bad@example.net>", 550)
@@ -132,10 +73,9 @@ def test_data_end_verdicts_relayed(tmp):
         {"phase": "data_end", "match": "tx-later",
          "reply": "451 4.3.0 Try again later please"},
     ]}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script=script) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r = transaction(c, body=b"Subject: tx-reject\r\n\r\nx\r\n")
             assert r.raw == b"554 5.7.1 Rejected by content policy\r\n", r.raw
             r = transaction(c, body=b"Subject: tx-later\r\n\r\nx\r\n")
@@ -160,9 +100,10 @@ def test_data_end_verdicts_relayed(tmp):
 
 def test_backend_not_listening(tmp):
     dead = free_port()
-    with start(config("127.0.0.1:%d" % dead), tmp) as s:
+    with Sluice(standard_config("127.0.0.1:%d" % dead),
+                tmp / "sluice") as s:
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r = ask(c, "MAIL FROM:<a@example.org>", 451)
             assert r.first.startswith("451 4.4.1 "), r.text
             # no transaction is open, the session goes on
@@ -176,17 +117,16 @@ def test_backend_not_listening(tmp):
 
 
 def test_backend_hangs_at_greeting(tmp):
-    with Capture(tmp / "cap", script={"greeting_delay": 30}) as cap, \
-         start(config(cap.address, backend_options={
-             "connect_timeout": "1s", "command_timeout": "2s"}), tmp) as s:
+    with relay(tmp, script={"greeting_delay": 30}, backend_options={
+             "connect_timeout": "1s", "command_timeout": "2s"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r, took = timed(ask, c, "MAIL FROM:<a@example.org>", 451)
             assert_4xx(r, "451 4.4.")
             assert 0.8 <= took <= scaled(6), took
             cap.set_script({})
             ask(c, "RSET", 250)
-            r = transaction(c)
+            r = transaction(c, BODY)
             assert r.code == 250, r.text
             ask(c, "QUIT", 221)
         assert len(cap.wait_messages(1)) == 1
@@ -194,11 +134,10 @@ def test_backend_hangs_at_greeting(tmp):
 
 def test_backend_hangs_at_rcpt(tmp):
     script = {"rules": [{"phase": "rcpt", "action": "hang", "times": 1}]}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address, backend_options={
-             "command_timeout": "1s"}), tmp) as s:
+    with relay(tmp, script=script, backend_options={
+             "command_timeout": "1s"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             ask(c, "MAIL FROM:<a@example.org>", 250)
             r, took = timed(ask, c, "RCPT TO:<b@example.net>", 451)
             assert_4xx(r, "451 4.4.")
@@ -206,7 +145,7 @@ def test_backend_hangs_at_rcpt(tmp):
             # the transaction cannot go on, but the session can
             r = ask(c, "DATA", 451)
             ask(c, "RSET", 250)
-            r = transaction(c)
+            r = transaction(c, BODY)
             assert r.code == 250, r.text
             ask(c, "QUIT", 221)
         msgs = cap.wait_messages(1)
@@ -215,16 +154,15 @@ def test_backend_hangs_at_rcpt(tmp):
 
 def test_backend_hangs_after_dot(tmp):
     script = {"rules": [{"phase": "data_end", "action": "hang", "times": 1}]}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address, backend_options={
-             "data_timeout": "1s", "command_timeout": "2s"}), tmp) as s:
+    with relay(tmp, script=script, backend_options={
+             "data_timeout": "1s", "command_timeout": "2s"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
-            r, took = timed(transaction, c)
+            hello(c)
+            r, took = timed(transaction, c, BODY)
             assert_4xx(r, "451 4.4.")
             assert 0.8 <= took <= scaled(6), took
             ask(c, "RSET", 250)
-            r = transaction(c)
+            r = transaction(c, BODY)
             assert r.code == 250, r.text
             ask(c, "QUIT", 221)
         first, second = cap.wait_messages(2)
@@ -237,10 +175,9 @@ def test_backend_drops_mid_data(tmp):
     script = {"rules": [{"phase": "mid_data", "after_bytes": 2000,
                          "action": "drop", "times": 1}]}
     big = b"Subject: big\r\n\r\n" + (b"y" * 76 + b"\r\n") * 3000
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script=script) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r = transaction(c, body=big)
             assert_4xx(r, "451 4.4.")
             # the next transaction on the same client connection works
@@ -260,11 +197,10 @@ def test_backend_garbage(tmp):
                                "bytes": "HTTP/1.1 400 Bad Request\r\n\r\n"}]}
     garbage_rcpt = {"rules": [{"phase": "rcpt", "action": "garbage",
                                "bytes": "\u0000junk\u00ff\r\n"}]}
-    with Capture(tmp / "cap", script=garbage_ehlo) as cap, \
-         start(config(cap.address, backend_options={
-             "command_timeout": "2s"}), tmp) as s:
+    with relay(tmp, script=garbage_ehlo, backend_options={
+             "command_timeout": "2s"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r = ask(c, "MAIL FROM:<a@example.org>", 451)
             assert r.first.startswith("451 4.4.1 "), r.text
             cap.set_script(garbage_rcpt)
@@ -273,7 +209,7 @@ def test_backend_garbage(tmp):
             assert r.first.startswith("451 4.4.1 "), r.text
             ask(c, "RSET", 250)
             cap.set_script({})
-            r = transaction(c)
+            r = transaction(c, BODY)
             assert r.code == 250, r.text
             ask(c, "QUIT", 221)
         assert len(cap.wait_messages(1)) == 1
@@ -286,10 +222,9 @@ def test_backend_421_becomes_451(tmp):
         {"phase": "data_end", "match": "second",
          "reply": "421 4.3.2 Going away", "close": True, "times": 1},
     ]}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script=script) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             r = ask(c, "MAIL FROM:<a@example.org>", 451)
             assert r.first.startswith("451 4.4."), r.text
             ask(c, "NOOP", 250)  # the session stays open
@@ -307,10 +242,11 @@ def test_backend_421_becomes_451(tmp):
 def test_failover_to_second_server(tmp):
     dead = free_port()
     with Capture(tmp / "cap") as cap, \
-         start(config(["127.0.0.1:%d" % dead, cap.address]), tmp) as s:
+         Sluice(standard_config(["127.0.0.1:%d" % dead, cap.address]),
+                tmp / "sluice") as s:
         with RawClient(s.port) as c:
-            session(c)
-            r = transaction(c)
+            hello(c)
+            r = transaction(c, BODY)
             assert r.code == 250, r.text
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
@@ -323,18 +259,17 @@ def test_failover_to_second_server(tmp):
 
 def test_connection_reuse(tmp):
     # One worker: the pool is per worker, and the test needs to know which.
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, workers=1,
-                      backend_options={"max_age": "1h"}), tmp) as s:
+    with relay(tmp, globals={"workers": 1},
+               backend_options={"max_age": "1h"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
-            assert transaction(c).code == 250
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         s.wait_log(r"close client=127\.0\.0\.1 transactions=2 ")
         with RawClient(s.port) as c:
-            session(c)
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         msgs = cap.wait_messages(3)
         conns = cap.connections()
@@ -344,18 +279,17 @@ def test_connection_reuse(tmp):
 
 
 def test_connection_max_age(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, workers=1,
-                      backend_options={"max_age": "1s"}), tmp) as s:
+    with relay(tmp, globals={"workers": 1},
+               backend_options={"max_age": "1s"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         s.wait_log(r"close client=127\.0\.0\.1 transactions=1 ")
         time.sleep(1.3)
         with RawClient(s.port) as c:
-            session(c)
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         msgs = cap.wait_messages(2)
         assert msgs[0].connection != msgs[1].connection, msgs
@@ -363,12 +297,10 @@ def test_connection_max_age(tmp):
 
 
 def test_max_connections_limit(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, backend_options={
-             "max_connections": 1}), tmp) as s:
+    with relay(tmp, backend_options={"max_connections": 1}) as (cap, s):
         with RawClient(s.port) as a, RawClient(s.port) as b:
-            session(a)
-            session(b)
+            hello(a)
+            hello(b)
             ask(a, "MAIL FROM:<a@example.org>", 250)
             r = ask(b, "MAIL FROM:<b@example.org>", 451)
             assert r.first.startswith("451 4.3.2 "), r.text
@@ -387,32 +319,30 @@ def test_max_connections_limit(tmp):
 
 def test_xclient(tmp):
     script = {"xclient": "NAME ADDR PORT PROTO HELO"}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script=script) as (cap, s):
         with RawClient(s.port) as c:
             port = c.sock.getsockname()[1]
-            session(c, helo="client.helo.test")
-            assert transaction(c).code == 250
+            hello(c, helo="client.helo.test")
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         conn, = [x for x in cap.connections() if x.id == m.connection]
         want = ("XCLIENT NAME=[UNAVAILABLE] ADDR=127.0.0.1 PORT=%d "
                 "PROTO=ESMTP HELO=client.helo.test" % port)
         assert conn.commands[:4] == [
-            "EHLO %s" % HOST, want, "EHLO client.helo.test",
+            "EHLO %s" % HOSTNAME, want, "EHLO client.helo.test",
             "MAIL FROM:<a@example.org>"], conn.commands
         assert m.xclient == [want], m.xclient
         assert m.helo == "EHLO client.helo.test", m.helo
 
 
 def test_xclient_helo_client_says_smtp(tmp):
-    with Capture(tmp / "cap", script={"xclient": True}) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script={"xclient": True}) as (cap, s):
         with RawClient(s.port) as c:
             port = c.sock.getsockname()[1]
             c.expect(220)
-            ask(c, "HELO old.client.test", "250 " + HOST)
-            assert transaction(c).code == 250
+            ask(c, "HELO old.client.test", "250 " + HOSTNAME)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         line = m.xclient[-1]
@@ -424,12 +354,11 @@ def test_xclient_helo_client_says_smtp(tmp):
 
 def test_identity_none(tmp):
     script = {"xclient": True, "xforward": True}
-    with Capture(tmp / "cap", script=script) as cap, \
-         start(config(cap.address, backend_options={"identity": "none"}),
-               tmp) as s:
+    with relay(tmp, script=script,
+               backend_options={"identity": "none"}) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         conn, = cap.connections()
@@ -438,16 +367,15 @@ def test_identity_none(tmp):
         assert "XCLIENT" not in conn.verbs() and \
             "XFORWARD" not in conn.verbs(), conn.commands
         assert m.xclient == [] and m.xforward == [], (m.xclient, m.xforward)
-        assert m.helo == "EHLO " + HOST, m.helo
+        assert m.helo == "EHLO " + HOSTNAME, m.helo
 
 
 def test_xforward(tmp):
-    with Capture(tmp / "cap", script={"xforward": True}) as cap, \
-         start(config(cap.address), tmp) as s:
+    with relay(tmp, script={"xforward": True}) as (cap, s):
         with RawClient(s.port) as c:
             port = c.sock.getsockname()[1]
-            session(c)
-            assert transaction(c).code == 250
+            hello(c)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         conn, = cap.connections()
@@ -469,10 +397,9 @@ def test_lmtp(tmp):
     script = {"rules": [{"phase": "data_end_rcpt", "match": "refuse@",
                          "reply": "550 5.2.1 <refuse@example.net> Mailbox "
                                   "disabled"}]}
-    with Capture(tmp / "cap", lmtp=True, script=script) as cap, \
-         start(config(cap.address, lmtp=True), tmp) as s:
+    with relay(tmp, lmtp=True, script=script) as (cap, s):
         with RawClient(s.port) as c:
-            session(c)
+            hello(c)
             ask(c, "MAIL FROM:<a@example.org>", 250)
             ask(c, "RCPT TO:<ok@example.net>", 250)
             ask(c, "RCPT TO:<second@example.net>", "452 4.5.3 ")
@@ -504,7 +431,7 @@ def test_lmtp(tmp):
 def test_smtp_sink_200_messages(tmp):
     threads, per_thread = 10, 20
     with SmtpSink(tmp / "sink") as sink, \
-         start(config(sink.address), tmp) as s:
+         Sluice(standard_config(sink.address), tmp / "sluice") as s:
         results = []
         lock = threading.Lock()
 

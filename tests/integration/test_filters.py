@@ -4,43 +4,15 @@ phase and what the client and the backend see, PENDING and timeouts,
 on_error, observe mode, header changes, per-listener chains, the summary
 line, and loading plugins."""
 
-import os
 import re
-import stat
-import tempfile
 import time
-from pathlib import Path
 
 from sluicetest import *
 
-os.umask(0o022)  # the daemon runs as nobody and re-reads its config
-
-HOST = "mx.test"
 BODY = b"Subject: hello\r\nFrom: a@example.org\r\n\r\nbody\r\n"
 
 
 # ---------------------------------------------------------------- helpers
-
-def reachable(path):
-    """As root the daemon runs as 'nobody': let it reach our temp dirs."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(path).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
-
-
-def globals_():
-    g = {"hostname": HOST, "workers": 2}
-    if os.geteuid() == 0:
-        g["user"] = "nobody"
-    return g
-
 
 def access(phase, **opts):
     """An access filter instance's options."""
@@ -49,12 +21,9 @@ def access(phase, **opts):
     return d
 
 
-def config(backend, filters, chain=None, listener=None):
-    """One listener "in" whose chain is the given filters in order."""
-    lst = dict(listener or {})
-    lst["chain"] = list(chain if chain is not None else filters)
-    return basic_config(backend, filters=filters, listener=lst,
-                        globals=globals_())
+def chained(tmp, filters, **kw):
+    """relay() with a listener whose chain is the given filters in order."""
+    return relay(tmp, filters=filters, chain=list(filters), **kw)
 
 
 def multi(backend, listeners, filters):
@@ -68,34 +37,7 @@ def multi(backend, listeners, filters):
             ls[name]["chain"] = list(chain)
     return {"listeners": ls,
             "backends": {"out": {"type": "smtp", "servers": [backend]}},
-            "filters": filters, "globals": globals_()}, ports
-
-
-def start(cfg, tmp, name="sluice", **kw):
-    wd = Path(tmp) / name
-    wd.mkdir(parents=True, exist_ok=True)
-    reachable(wd)
-    return Sluice(cfg, wd, **kw)
-
-
-def ask(c, line, want):
-    c.send(line + "\r\n")
-    return c.expect(want)
-
-
-def hello(c, helo="client.test"):
-    c.expect("220 %s ESMTP sluice" % HOST)
-    ask(c, "EHLO " + helo, "250-" + HOST)
-
-
-def transaction(c, sender="a@example.org", rcpts=("b@example.net",),
-                body=BODY):
-    ask(c, "MAIL FROM:<%s>" % sender, 250)
-    for r in rcpts:
-        ask(c, "RCPT TO:<%s>" % r, 250)
-    ask(c, "DATA", 354)
-    c.send(body + b".\r\n")
-    return c.read_reply()
+            "filters": filters, "globals": standard_globals()}, ports
 
 
 def no_message(cap, s):
@@ -108,11 +50,11 @@ def no_message(cap, s):
 # ---------------------------------------------------------------- phases
 
 def test_reject_at_connect(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"gate": access("connect")}), tmp) as s:
+    with chained(tmp, {"gate": access("connect")}) as (cap, s):
         with RawClient(s.port) as c:
             r = c.read_reply()
-            assert r.raw == b"554 %s Access denied\r\n" % HOST.encode(), r.raw
+            assert r.raw == b"554 %s Access denied\r\n" % \
+                HOSTNAME.encode(), r.raw
             ask(c, "EHLO client.test", "503 5.7.1 ")
             ask(c, "MAIL FROM:<a@example.org>", "503 5.7.1 ")
             ask(c, "RCPT TO:<b@example.net>", "503 5.7.1 ")
@@ -129,14 +71,14 @@ def test_connect_patterns_and_custom_reply(tmp):
                                reply="550 5.7.1 You are not welcome")}
     cfg, ports = multi("127.0.0.1:9", {"a": ["gate"], "b": ["gate2"]},
                        filters)
-    with start(cfg, tmp) as s:
+    with Sluice(cfg, tmp / "sluice") as s:
         with RawClient(ports["a"]) as c:   # no pattern matches 127.0.0.1
-            c.expect("220 %s ESMTP sluice" % HOST)
+            c.expect("220 %s ESMTP sluice" % HOSTNAME)
             ask(c, "QUIT", 221)
         with RawClient(ports["b"]) as c:
             r = c.read_reply()
             assert r.raw == b"550 %s You are not welcome\r\n" % \
-                HOST.encode(), r.raw
+                HOSTNAME.encode(), r.raw
             ask(c, "HELO x", "503 ")
             ask(c, "QUIT", 221)
         s.wait_log(r"reject filter=gate2 phase=connect client=127\.0\.0\.1 "
@@ -144,10 +86,8 @@ def test_connect_patterns_and_custom_reply(tmp):
 
 
 def test_reject_at_helo(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"h": access("helo",
-                                                match=["*.bad.test"])}),
-               tmp) as s:
+    with chained(tmp, {"h": access("helo", match=["*.bad.test"])}) \
+            as (cap, s):
         with RawClient(s.port) as c:
             c.expect(220)
             r = ask(c, "EHLO host.bad.test", 550)
@@ -155,24 +95,23 @@ def test_reject_at_helo(tmp):
                 b"denied\r\n", r.raw
             # a refused HELO leaves no HELO behind
             ask(c, "MAIL FROM:<a@example.org>", "503 5.5.1 ")
-            ask(c, "HELO good.test", "250 " + HOST)
-            assert transaction(c).code == 250
+            ask(c, "HELO good.test", "250 " + HOSTNAME)
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         s.wait_log(r"reject filter=h phase=helo client=127\.0\.0\.1 ")
 
 
 def test_reject_at_mail(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"acl": access(
-             "mail", match=["*@spam.example"])}), tmp) as s:
+    with chained(tmp, {"acl": access("mail", match=["*@spam.example"])}) \
+            as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             r = ask(c, "MAIL FROM:<x@SPAM.example>", 550)
             assert r.raw == b"550 5.7.1 Sender address rejected: access " \
                 b"denied\r\n", r.raw
             ask(c, "RCPT TO:<b@example.net>", "503 5.5.1 ")
-            assert transaction(c).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         s.wait_log(r"done txn=1 result=rejected client=127\.0\.0\.1 "
                    r"helo=client\.test from=<x@SPAM\.example> rcpts=- "
@@ -187,8 +126,7 @@ def test_reject_at_rcpt_with_custom_text(tmp):
     f = {"rcpt-acl": access("rcpt", match=["abuse@*", "*@blocked.example"],
                             reply="550 5.7.1 Recipient refused by local "
                                   "policy")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             ask(c, "MAIL FROM:<a@example.org>", 250)
@@ -210,9 +148,8 @@ def test_reject_at_rcpt_with_custom_text(tmp):
 
 
 def test_reject_at_data(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"d": access(
-             "data", match=["*@nodata.example"])}), tmp) as s:
+    with chained(tmp, {"d": access("data", match=["*@nodata.example"])}) \
+            as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             ask(c, "MAIL FROM:<x@nodata.example>", 250)
@@ -220,7 +157,7 @@ def test_reject_at_data(tmp):
             r = ask(c, "DATA", 554)
             assert r.raw == b"554 5.7.1 Access denied\r\n", r.raw
             ask(c, "RSET", 250)
-            assert transaction(c).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         assert m.mail_from == "a@example.org"
@@ -229,16 +166,15 @@ def test_reject_at_data(tmp):
 
 
 def test_reject_at_header(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"hdr": access(
-             "header", match=["Subject: *spam*"])}), tmp) as s:
+    with chained(tmp, {"hdr": access("header", match=["Subject: *spam*"])}) \
+            as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             r = transaction(c, body=b"From: a@example.org\r\nSubject: buy "
                             b"SPAM now\r\n\r\nbody\r\n")
             assert r.raw == b"550 5.7.1 Message content rejected\r\n", r.raw
             # the backend transaction was reset: the next one is clean
-            assert transaction(c, body=BODY).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         assert m.data.endswith(BODY)
@@ -248,14 +184,13 @@ def test_reject_at_header(tmp):
 
 
 def test_reject_at_eom(tmp):
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, {"e": access(
-             "eom", match=["*@late.example"])}), tmp) as s:
+    with chained(tmp, {"e": access("eom", match=["*@late.example"])}) \
+            as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            r = transaction(c, sender="x@late.example")
+            r = transaction(c, BODY, sender="x@late.example")
             assert r.raw == b"550 5.7.1 Message content rejected\r\n", r.raw
-            assert transaction(c).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         cap.wait_messages(1)
         time.sleep(0.2)
@@ -273,8 +208,7 @@ def test_tempfail_codes(tmp):
                       reply="452 4.2.2 Mailbox full"),
          "th": access("header", match=["Subject: later*"],
                       verdict="tempfail")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             r = ask(c, "MAIL FROM:<x@temp.example>", 451)
@@ -296,8 +230,7 @@ def test_tempfail_codes(tmp):
 
 def test_disconnect(tmp):
     f = {"kick": access("rcpt", match=["bye@*"], verdict="disconnect")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             ask(c, "MAIL FROM:<a@example.org>", 250)
@@ -310,22 +243,21 @@ def test_disconnect(tmp):
         # the daemon is fine
         with RawClient(s.port) as c:
             hello(c)
-            assert transaction(c).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
 
 
 def test_discard(tmp):
     f = {"bin": access("mail", match=["*@discard.example"],
                        verdict="discard")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            r = transaction(c, sender="x@discard.example")
+            r = transaction(c, BODY, sender="x@discard.example")
             assert r.raw == b"250 2.0.0 Ok: message discarded by policy\r\n", \
                 r.raw
             # the next transaction is delivered as usual
-            r2 = transaction(c)
+            r2 = transaction(c, BODY)
             assert r2.first.startswith("250 2.0.0 Ok: queued as "), r2.text
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
@@ -343,8 +275,7 @@ def test_accept_skips_later_filters(tmp):
     f = {"allow": access("mail", match=["vip@*"], verdict="accept"),
          "block": access("mail"),
          "rblock": access("rcpt", match=["blocked@*"])}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             ask(c, "MAIL FROM:<other@example.org>", "550 5.7.1 ")
@@ -368,11 +299,10 @@ def test_summary_keeps_accept(tmp):
     filter's hooks of later phases answered CONTINUE."""
     f = {"allow": access("mail", match=["vip@*"], verdict="accept"),
          "block": access("mail")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            assert transaction(c, sender="vip@example.org").code == 250
+            assert transaction(c, BODY, sender="vip@example.org").code == 250
             ask(c, "QUIT", 221)
         cap.wait_messages(1)
         s.wait_log(r"done txn=1 result=accepted .*filters=\"allow=accept@mail,"
@@ -384,8 +314,7 @@ def test_summary_keeps_accept(tmp):
 def test_pending_delay(tmp):
     f = {"slow": access("mail", match=["*@slow.example"], delay="300ms",
                         timeout="5s")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             t0 = time.monotonic()
@@ -414,7 +343,7 @@ def _on_error_listeners(tmp, opts, error_re):
         cfg, ports = multi(cap.address, {a: ["f-" + a] for a in
                                          ("tempfail", "accept", "reject")},
                            filters)
-        with start(cfg, tmp) as s:
+        with Sluice(cfg, tmp / "sluice") as s:
             t0 = time.monotonic()
             want = {"tempfail": b"451 4.7.1 Service temporarily unavailable, "
                                 b"try again later\r\n",
@@ -425,7 +354,7 @@ def _on_error_listeners(tmp, opts, error_re):
                 with RawClient(ports[action]) as c:
                     hello(c)
                     if raw_reply is None:
-                        assert transaction(c).code == 250
+                        assert transaction(c, BODY).code == 250
                     else:
                         r = ask(c, "MAIL FROM:<a@example.org>",
                                 int(raw_reply[:3]))
@@ -459,11 +388,10 @@ def test_simulate_error_when_pending(tmp):
 
 def test_observe_mode(tmp):
     f = {"watch": access("mail", match=["*@spam.example"], mode="observe")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            assert transaction(c, sender="x@spam.example").code == 250
+            assert transaction(c, BODY, sender="x@spam.example").code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         assert m.mail_from == "x@spam.example"
@@ -480,15 +408,13 @@ def test_add_header(tmp):
     body = (b"Subject: hi\r\nFrom: tag@example.org\r\n"
             b"X-Folded: a\r\n\tb\r\n\r\n"
             b"body line\r\n..dotted\r\n\r\nSubject: not a header\r\n")
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f, listener={"received_header": False}),
-               tmp) as s:
+    with chained(tmp, f, listener={"received_header": False}) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            assert transaction(c, sender="tag@example.org",
-                               body=body).code == 250
-            assert transaction(c, sender="plain@example.org",
-                               body=body).code == 250
+            assert transaction(c, body,
+                               sender="tag@example.org").code == 250
+            assert transaction(c, body,
+                               sender="plain@example.org").code == 250
             ask(c, "QUIT", 221)
         m1, m2 = cap.wait_messages(2)
         assert m1.data == (b"Subject: hi\r\nFrom: tag@example.org\r\n"
@@ -501,11 +427,10 @@ def test_add_header(tmp):
 
 def test_add_header_with_received(tmp):
     f = {"tag": access("mail", verdict="continue", add_header="X-Tag: 1")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
-            assert transaction(c).code == 250
+            assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
         assert m.data.startswith(b"Received: from client.test ([127.0.0.1])"
@@ -523,14 +448,14 @@ def test_two_listeners_two_chains(tmp):
         cfg, ports = multi(cap.address, {"strict": ["strict-mail"],
                                          "open": [],
                                          "rcpt": ["rcpt-tag"]}, f)
-        with start(cfg, tmp) as s:
+        with Sluice(cfg, tmp / "sluice") as s:
             with RawClient(ports["strict"]) as c:
                 hello(c)
                 ask(c, "MAIL FROM:<a@example.org>", "550 5.7.1 ")
                 ask(c, "QUIT", 221)
             with RawClient(ports["open"]) as c:
                 hello(c)
-                assert transaction(c).code == 250
+                assert transaction(c, BODY).code == 250
                 ask(c, "QUIT", 221)
             with RawClient(ports["rcpt"]) as c:
                 hello(c)
@@ -547,8 +472,7 @@ def test_summary_filters_field(tmp):
     f = {"first": access("helo", match=["never.test"]),
          "second": access("rcpt", match=["bad@*"]),
          "third": access("eom", match=["nobody@*"], verdict="tempfail")}
-    with Capture(tmp / "cap") as cap, \
-         start(config(cap.address, f), tmp) as s:
+    with chained(tmp, f) as (cap, s):
         with RawClient(s.port) as c:
             hello(c)
             ask(c, "MAIL FROM:<a@example.org>", 250)
@@ -580,38 +504,36 @@ def _plugin(name):
 
 def test_plugin_loads(tmp):
     good = _plugin("good")
-    cfg = basic_config("127.0.0.1:25", globals=dict(globals_(),
-                                                     load=[str(good)]))
+    cfg = standard_config("127.0.0.1:25", globals={"load": [str(good)]})
     rc, out = check_config(cfg, tmp / "a")
     assert rc == 0, out
     assert "configuration is valid" in out, out
     # and an instance of it, with its required option
-    cfg = basic_config("127.0.0.1:25", chain=["g1"],
-                       filters={"g1": {"module": "good", "secret": "s3"}},
-                       globals=dict(globals_(), load=[str(good)]))
+    cfg = standard_config("127.0.0.1:25", chain=["g1"],
+                          filters={"g1": {"module": "good", "secret": "s3"}},
+                          globals={"load": [str(good)]})
     rc, out = check_config(cfg, tmp / "b")
     assert rc == 0, out
     # the daemon loads it, initialises the instance and serves with it
     with Capture(tmp / "cap") as cap:
         cfg["backends"]["out"]["servers"] = [cap.address]
-        with start(cfg, tmp) as s:
+        with Sluice(cfg, tmp / "sluice") as s:
             with RawClient(s.port) as c:
                 hello(c)
-                assert transaction(c).code == 250
+                assert transaction(c, BODY).code == 250
                 ask(c, "QUIT", 221)
         assert len(cap.wait_messages(1)) == 1
     # without the required option it is refused
-    cfg = basic_config("127.0.0.1:25", chain=["g1"],
-                       filters={"g1": {"module": "good"}},
-                       globals=dict(globals_(), load=[str(good)]))
+    cfg = standard_config("127.0.0.1:25", chain=["g1"],
+                          filters={"g1": {"module": "good"}},
+                          globals={"load": [str(good)]})
     rc, out = check_config(cfg, tmp / "c")
     assert rc == 1 and "secret" in out, out
 
 
 def test_plugin_abi_mismatch_refused(tmp):
     bad = _plugin("abi_mismatch")
-    cfg = basic_config("127.0.0.1:25", globals=dict(globals_(),
-                                                     load=[str(bad)]))
+    cfg = standard_config("127.0.0.1:25", globals={"load": [str(bad)]})
     rc, out = check_config(cfg, tmp / "a")
     path = tmp / "a" / "sluice.conf"
     n = [i for i, l in enumerate(path.read_text().splitlines(), 1)

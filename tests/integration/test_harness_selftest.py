@@ -4,12 +4,16 @@ sluicetest.py.  Needs no sluice binary (the Sluice class is exercised
 against a small fake daemon)."""
 
 import base64
+import contextlib
 import json
 import os
+import pwd
+import re
 import shutil
 import signal
 import smtplib
 import socket
+import stat
 import subprocess
 import tempfile
 import textwrap
@@ -510,6 +514,11 @@ def test_command_sequence_errors(tmp):
                               (b"RCPT TO:<b@y>", 503), (b"HELO c", 250)):
                 c.send(cmd + b"\r\n")
                 c.expect(want)
+                # the record is rewritten before the reply leaves
+                assert cap.commands()[-1] == cmd.decode(), cap.commands()
+            c.send(b"QUIT\r\n")
+            c.expect(221)
+            assert cap.commands()[-1] == "QUIT", cap.commands()
 
 
 def test_bad_clients_do_not_hurt(tmp):
@@ -790,18 +799,35 @@ while True:
 '''
 
 
+@contextlib.contextmanager
+def sluice_bin(path):
+    """SLUICE_BIN=path while the block runs, then as it was."""
+    saved = os.environ.get("SLUICE_BIN")
+    os.environ["SLUICE_BIN"] = str(path)
+    try:
+        yield path
+    finally:
+        if saved is None:
+            os.environ.pop("SLUICE_BIN", None)
+        else:
+            os.environ["SLUICE_BIN"] = saved
+
+
+def user_of(config_text):
+    """The value of the global `user` option, or None."""
+    m = re.search(r'(?m)^user = "([^"]*)"$', config_text)
+    return m and m.group(1)
+
+
 def fake_sluice(tmp):
     exe = tmp / "fake-sluice"
     exe.write_text(FAKE_SLUICE)
     exe.chmod(0o755)
-    os.environ["SLUICE_BIN"] = str(exe)
     return exe
 
 
 def test_sluice_class_with_a_fake_daemon(tmp):
-    saved = os.environ.get("SLUICE_BIN")
-    try:
-        fake_sluice(tmp)
+    with sluice_bin(fake_sluice(tmp)):
         p1, p2 = free_port(), free_port()
         assert p1 != p2
         cfg = basic_config("127.0.0.1:1", port=p1,
@@ -812,6 +838,13 @@ def test_sluice_class_with_a_fake_daemon(tmp):
             text = (tmp / "s" / "sluice.conf").read_text()
             assert 'target = "stderr"' in text and "spool_dir" in text
             assert (tmp / "s" / "spool").is_dir()
+            # as root, the daemon's user, who can get to what it needs
+            want_user = DAEMON_USER if os.geteuid() == 0 else None
+            assert user_of(text) == want_user, text
+            if want_user:
+                for d in (tmp, tmp / "s", tmp / "s" / "spool"):
+                    assert d.stat().st_mode & stat.S_IXOTH, d
+                assert s.config_path.stat().st_mode & stat.S_IROTH
             with RawClient(s.port) as c:
                 c.expect("220 fake")
             mark = s.log_mark()
@@ -836,6 +869,18 @@ def test_sluice_class_with_a_fake_daemon(tmp):
         with Sluice(raw_cfg, tmp / "raw") as s:
             assert s.port == p3
             assert s.wait_log("started")
+            assert user_of(s.config_text) == want_user, s.config_text
+        # a user the test chose, none, or no defaults at all: as given
+        for g, defaults, want in (({"user": "daemon"}, True, "daemon"),
+                                  ({"user": None}, True, None),
+                                  ({}, False, None)):
+            s = Sluice(basic_config("127.0.0.1:1", globals=g), tmp / "u",
+                       defaults=defaults, start=False)
+            assert user_of(s.config_text) == want, s.config_text
+        given = give_to_daemon(tmp / "given" / "maildir")
+        assert given.is_dir()
+        if want_user:
+            assert given.stat().st_uid == pwd.getpwnam(want_user).pw_uid
         with Sluice(raw_cfg, tmp / "k", ready="log") as s:
             assert s.kill() == -signal.SIGKILL  # the test's own business
         rc, out = check_config("nothing here\n", tmp / "bad")
@@ -861,26 +906,15 @@ def test_sluice_class_with_a_fake_daemon(tmp):
             raise AssertionError("death not reported")
         except AssertionError as e:
             assert "died during the test" in str(e)
-    finally:
-        if saved is None:
-            os.environ.pop("SLUICE_BIN", None)
-        else:
-            os.environ["SLUICE_BIN"] = saved
 
 
 def test_sluice_missing_binary_is_a_hard_error(tmp):
-    saved = os.environ.get("SLUICE_BIN")
-    os.environ["SLUICE_BIN"] = str(tmp / "nonexistent")
-    try:
-        Sluice(basic_config("127.0.0.1:1"), tmp)
-        raise AssertionError("no error")
-    except HardError:
-        pass
-    finally:
-        if saved is None:
-            os.environ.pop("SLUICE_BIN", None)
-        else:
-            os.environ["SLUICE_BIN"] = saved
+    with sluice_bin(tmp / "nonexistent"):
+        try:
+            Sluice(basic_config("127.0.0.1:1"), tmp)
+            raise AssertionError("no error")
+        except HardError:
+            pass
 
 
 def test_real_sluice_check_config(tmp):

@@ -5,22 +5,10 @@ and running out of file descriptors pauses accepting instead of spinning
 or crashing, then recovers."""
 
 import os
-import resource
 import socket
 import time
-from pathlib import Path
 
 from sluicetest import *
-
-HOST = "mx.test"
-
-
-def cfg(backend, tmp, listener=None, **globals_):
-    g = {"hostname": HOST, "workers": 2}
-    if os.geteuid() == 0:
-        g["user"] = "nobody"
-    g.update(globals_)
-    return basic_config(backend, listener=listener, globals=g)
 
 
 def greeted(port, host="127.0.0.1", family=socket.AF_INET):
@@ -50,11 +38,13 @@ def refused_line(port):
 
 def test_per_ip_limit(tmp):
     with Capture(tmp / "cap") as cap, \
-         Sluice(cfg(cap.address, tmp, max_connections_per_ip=2), tmp / "s") as s:
+         Sluice(standard_config(cap.address,
+                                globals={"max_connections_per_ip": 2}),
+                tmp / "s") as s:
         a, b = greeted(s.port), greeted(s.port)
         assert refused_line(s.port) == (b"421 4.7.0 %s Error: too many connections "
                                         b"from your address, try again later\r\n"
-                                        % HOST.encode())
+                                        % HOSTNAME.encode())
         s.wait_log(r"refuse client=127\.0\.0\.1 listener=in reason=max_connections_per_ip")
         closes = s.log().count("close client=")
         a.close()
@@ -67,11 +57,13 @@ def test_per_ip_limit(tmp):
 
 def test_global_limit(tmp):
     with Capture(tmp / "cap") as cap, \
-         Sluice(cfg(cap.address, tmp, max_connections=3, max_connections_per_ip=0),
+         Sluice(standard_config(cap.address,
+                                globals={"max_connections": 3,
+                                         "max_connections_per_ip": 0}),
                 tmp / "s") as s:
         socks = [greeted(s.port) for _ in range(3)]
         assert refused_line(s.port).startswith(b"421 4.7.0 %s Error: too many "
-                                               b"connections, try" % HOST.encode())
+                                               b"connections, try" % HOSTNAME.encode())
         s.wait_log(r"reason=max_connections\b")
         closes = s.log().count("close client=")
         for sock in socks:
@@ -82,8 +74,9 @@ def test_global_limit(tmp):
 
 def test_listener_limit(tmp):
     with Capture(tmp / "cap") as cap, \
-         Sluice(cfg(cap.address, tmp, listener={"max_connections": 1},
-                    max_connections_per_ip=0), tmp / "s") as s:
+         Sluice(standard_config(cap.address, listener={"max_connections": 1},
+                                globals={"max_connections_per_ip": 0}),
+                tmp / "s") as s:
         a = greeted(s.port)
         assert refused_line(s.port).startswith(b"421 4.7.0 ")
         s.wait_log(r"reason=listener_max_connections")
@@ -101,13 +94,13 @@ def test_ipv4_and_ipv6_listeners(tmp):
         skip("::1 not configured")
     p4, p6 = free_port(), free_port("::1")
     with Capture(tmp / "cap") as cap:
-        conf = cfg(cap.address, tmp, listener={
+        conf = standard_config(cap.address, listener={
             "listen": ["127.0.0.1:%d" % p4, "[::1]:%d" % p6]})
         with Sluice(conf, tmp / "s") as s:
             for host, port, fam in (("127.0.0.1", p4, socket.AF_INET),
                                     ("::1", p6, socket.AF_INET6)):
                 with RawClient(port, host=host) as c:
-                    c.expect("220 %s" % HOST)
+                    c.expect("220 %s" % HOSTNAME)
                     c.cmd("EHLO client.test")
                     c.send(b"MAIL FROM:<a@example.org>\r\n")
                     c.expect(250)
@@ -144,7 +137,9 @@ class LimitedSluice(Sluice):
 def test_out_of_descriptors_pauses_and_recovers(tmp):
     need_program("/usr/bin/prlimit")
     with Capture(tmp / "cap") as cap, \
-         LimitedSluice(cfg(cap.address, tmp, max_connections_per_ip=0), tmp / "s") as s:
+         LimitedSluice(standard_config(cap.address,
+                                       globals={"max_connections_per_ip": 0}),
+                       tmp / "s") as s:
         socks = []
         for _ in range(LimitedSluice.nofile + 10):
             c = socket.socket()
@@ -161,7 +156,7 @@ def test_out_of_descriptors_pauses_and_recovers(tmp):
             c.close()
         # Accepting resumed: a new client is served start to end.
         with RawClient(s.port) as c:
-            c.expect("220 %s" % HOST, timeout=scaled(10))
+            c.expect("220 %s" % HOSTNAME, timeout=scaled(10))
             c.cmd("EHLO client.test")
             c.send(b"QUIT\r\n")
             c.expect(221)

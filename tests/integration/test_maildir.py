@@ -3,58 +3,27 @@
 Return-Path first, LF line ends, dot-stuffing undone, named in the 250
 reply; a maildir that cannot be written gives 451, never 250."""
 
-import os
-import pwd
 import re
-import stat
 import subprocess
-import tempfile
 from pathlib import Path
 
 from sluicetest import *
 
-HOSTNAME = "mx.test"
 NAME = re.compile(r"^\d+\.M\d+P\d+Q\d+\.mx\.test$")
 
 
 # ---------------------------------------------------------------- helpers
-
-def allow_nobody(tmp):
-    """As root, sluice runs as "nobody": let it reach the test directory
-    (mkdtemp makes it 0700).  Only our own directories below $TMPDIR."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(tmp).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if st.st_uid == os.geteuid() and not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
-
-
-def give_to_daemon(path):
-    """A directory the daemon writes: ours, or nobody's when we are root."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        pw = pwd.getpwnam("nobody")
-        os.chown(path, pw.pw_uid, pw.pw_gid)
-    return path
-
 
 def maildir_config(maildir, listener=None):
     lst = {"listen": ["127.0.0.1:%d" % free_port()], "backend": "md"}
     lst.update(listener or {})
     be = {"type": "maildir", "maildir": str(maildir)}
     return {"listeners": {"in": lst}, "backends": {"md": be},
-            "globals": {"hostname": HOSTNAME, "user": "nobody",
-                        "workers": 2}}
+            "globals": standard_globals()}
 
 
 def start(tmp, listener=None, maildir=None):
     """The daemon in front of tmp/mail/Maildir (or maildir)."""
-    allow_nobody(tmp)
     if maildir is None:
         maildir = give_to_daemon(tmp / "mail") / "Maildir"
     return Sluice(maildir_config(maildir, listener), tmp / "sluice"), maildir
@@ -287,7 +256,6 @@ def test_unwritable_tmp_dir(tmp):
 
 
 def test_maildir_under_a_file(tmp):
-    allow_nobody(tmp)
     blocker = tmp / "afile"
     blocker.write_bytes(b"not a directory\n")
     s, maildir = start(tmp, maildir=blocker / "Maildir")

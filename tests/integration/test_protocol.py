@@ -2,66 +2,21 @@
 """SMTP server behaviour of sluice: greeting, EHLO, sequence and syntax
 errors, limits, timeouts, pipelining and the per-transaction log line."""
 
-import contextlib
-import os
 import re
-import stat
-import tempfile
 import time
-from pathlib import Path
 
 from sluicetest import *
 
-HOSTNAME = "mx.test"
 FAST_BACKEND = {"connect_timeout": "2s", "command_timeout": "2s",
                 "data_timeout": "5s"}
 
 
 # ---------------------------------------------------------------- helpers
 
-def allow_nobody(tmp):
-    """As root, sluice runs as "nobody": let it reach the test directory
-    (mkdtemp makes it 0700).  Only our own directories below $TMPDIR."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(tmp).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if st.st_uid == os.geteuid() and not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
-
-
-def config(cap, limits=None, listener=None, globals=None):
-    lst = dict(listener or {})
-    if limits:
-        lst["limits"] = dict(limits)
-    g = {"hostname": HOSTNAME, "user": "nobody", "workers": 2}
-    g.update(globals or {})
-    return basic_config(cap.address, listener=lst,
-                        backend_options=dict(FAST_BACKEND), globals=g)
-
-
-@contextlib.contextmanager
 def daemon(tmp, script=None, limits=None, listener=None):
-    allow_nobody(tmp)
-    with Capture(tmp / "cap", script=script) as cap, \
-         Sluice(config(cap, limits, listener), tmp / "sluice") as s:
-        yield cap, s
-
-
-def read_all_replies(c, limit=100):
-    """Every reply until the server closes; fails on a partial line."""
-    out = []
-    for _ in range(limit):
-        try:
-            out.append(c.read_reply())
-        except ConnectionClosed:
-            assert not c.buf, "partial reply at close: %r" % bytes(c.buf)
-            return out
-    raise AssertionError("more than %d replies: %r" % (limit, out))
+    """relay() with short backend timeouts: (cap, s)."""
+    return relay(tmp, script, limits=limits, listener=listener,
+                 backend_options=dict(FAST_BACKEND))
 
 
 def codes(replies):
@@ -76,25 +31,22 @@ def expect_each(c, cases):
             "%r: expected %r, got %r" % (line, want, r.text)
 
 
-def backend_commands(cap, enough=None):
-    """Every command line the backend received, over all connections.
-
-    capture_server rewrites a connection's record just after it sent a
-    batch of replies, so a test that has seen the reply may be a moment
-    early: with enough (a predicate), wait until the list satisfies it."""
-    def get():
-        return [cmd for conn in cap.connections() for cmd in conn.commands]
-    if enough is None:
-        return get()
-    return wait_for(lambda: (lambda cmds: cmds if enough(cmds) else None)(
-        get()), timeout=scaled(5), what="commands at the backend")
+def open_data(c):
+    """MAIL, RCPT and DATA, each accepted: the message text may follow."""
+    expect_each(c, [("MAIL FROM:<a@example.org>", "250"),
+                    ("RCPT TO:<b@example.net>", "250"),
+                    ("DATA", "354")])
 
 
-def begin(c, helo="EHLO client.test"):
-    c.expect(220)
-    r = c.cmd(helo)
-    assert r.code == 250, r.text
-    return r
+def expect_timeout(c):
+    """421 4.4.2 once a 1 s timeout ran out (not much sooner, nor much
+    later), then the close."""
+    t0 = time.monotonic()
+    r = c.read_reply(timeout=scaled(5))
+    waited = time.monotonic() - t0
+    assert r.code == 421 and r.enhanced == "4.4.2", r.text
+    assert 0.7 <= waited <= scaled(3), waited
+    c.expect_closed(timeout=scaled(3))
 
 
 # ---------------------------------------------------------------- greeting
@@ -186,8 +138,7 @@ def test_command_sequence_errors(tmp):
         msgs = cap.wait_messages(1)
         assert len(msgs) == 1
         assert msgs[0].rcpts == ["b@example.net"]
-        cmds = backend_commands(cap, lambda cmds: len(cmds) >= 9)
-        verbs = [c.split(" ", 1)[0].upper() for c in cmds]
+        verbs = [c.split(" ", 1)[0].upper() for c in cap.commands()]
         # the nested MAIL and the refused DATAs never reached the backend
         assert verbs[:6] == ["EHLO", "MAIL", "RCPT", "RCPT", "DATA",
                              "MAIL"], verbs
@@ -263,7 +214,7 @@ def test_malformed_mail_and_rcpt(tmp):
     with daemon(tmp, limits={"message_size": "1M", "errors": 1000}) \
             as (cap, s):
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             expect_each(c, MAIL_ERRORS)
             # nothing so far opened a transaction at the backend
             assert not any("MAIL" in conn.verbs()
@@ -287,7 +238,7 @@ def test_malformed_mail_and_rcpt(tmp):
 def test_parameters_after_helo(tmp):
     with daemon(tmp, limits={"errors": 100}) as (cap, s):
         with RawClient(s.port) as c:
-            begin(c, "HELO client.test")
+            hello(c, verb="HELO")
             expect_each(c, [
                 ("MAIL FROM:<a@example.org> BODY=8BITMIME", "555 5.5.4"),
                 ("MAIL FROM:<a@example.org> SIZE=100", "555 5.5.4"),
@@ -301,8 +252,7 @@ def test_parameters_after_helo(tmp):
                  "555 5.5.4"),
                 ("RCPT TO:<b@example.net>", "250"),
             ])
-        cmds = backend_commands(
-            cap, lambda cmds: "RCPT TO:<b@example.net>" in cmds)
+        cmds = cap.commands()
         assert [c for c in cmds if c.startswith(("MAIL", "RCPT"))] == [
             "MAIL FROM:<a@example.org>", "RCPT TO:<b@example.net>"], cmds
 
@@ -311,7 +261,7 @@ def test_bad_bytes_in_commands(tmp):
     with daemon(tmp, limits={"errors": 100}) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             for line in [b"NOOP\x00", b"NO\x00OP", b"\x00", b"NOOP \x01",
                          b"NOOP\x7f", b"NOOP\rx", b"\x1b[1mNOOP",
                          b"N\xc3\x96OP", b"\xff\xfe",
@@ -355,7 +305,7 @@ def test_http_request_closes(tmp):
                 assert r.code == 221 and r.enhanced == "2.7.0", r.text
                 c.expect_closed()
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             c.send(b"CONNECT mx.test:25 HTTP/1.1\r\nNOOP\r\n")
             c.expect("221 2.7.0")
             c.expect_closed()
@@ -407,7 +357,7 @@ def test_overlong_command_lines(tmp):
             as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             # exactly the limit (CRLF included) is fine, one more is not
             assert c.cmd("NOOP " + "x" * 505).code == 250
             r = c.cmd("NOOP " + "x" * 506)
@@ -455,7 +405,7 @@ def test_overlong_line_in_transaction(tmp):
     with daemon(tmp, limits={"command_line": 1024, "errors": 100}) \
             as (cap, s):
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             c.cmd("MAIL FROM:<a@example.org>")
             r = c.cmd("RCPT TO:<" + "b" * 1100 + "@example.net>")
             assert r.first.startswith("500 5.5.2"), r.text
@@ -498,7 +448,7 @@ def test_errors_limit_closes(tmp):
 def test_recipients_limit(tmp):
     with daemon(tmp, limits={"recipients": 2}) as (cap, s):
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             expect_each(c, [("MAIL FROM:<a@example.org>", "250"),
                             ("RCPT TO:<r1@example.net>", "250"),
                             ("RCPT TO:<r2@example.net>", "250"),
@@ -529,12 +479,7 @@ def test_idle_timeout(tmp):
             for _ in range(4):
                 time.sleep(0.5)
                 assert c.cmd("NOOP").code == 250
-            t0 = time.monotonic()
-            r = c.read_reply(timeout=scaled(5))
-            waited = time.monotonic() - t0
-            assert r.code == 421 and r.enhanced == "4.4.2", r.text
-            assert 0.7 <= waited <= scaled(3), waited
-            c.expect_closed(timeout=scaled(3))
+            expect_timeout(c)
         s.wait_log(r"timeout phase=command client=127\.0\.0\.1", since=mark)
 
 
@@ -543,17 +488,10 @@ def test_data_timeout_delivers_nothing(tmp):
                              "idle_timeout": "30s"}) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            begin(c)
-            expect_each(c, [("MAIL FROM:<a@example.org>", "250"),
-                            ("RCPT TO:<b@example.net>", "250"),
-                            ("DATA", "354")])
+            hello(c)
+            open_data(c)
             c.send(b"Subject: stalled\r\n\r\nthe client stops mid-li")
-            t0 = time.monotonic()
-            r = c.read_reply(timeout=scaled(5))
-            waited = time.monotonic() - t0
-            assert r.code == 421 and r.enhanced == "4.4.2", r.text
-            assert 0.7 <= waited <= scaled(3), waited
-            c.expect_closed(timeout=scaled(3))
+            expect_timeout(c)
         s.wait_log(r"timeout phase=data client=127\.0\.0\.1", since=mark)
         s.wait_log(r"done txn=1 result=aborted ", since=mark)
         time.sleep(0.3)
@@ -566,10 +504,8 @@ def test_data_time_limit(tmp):
                              "data_timeout": "10s"}) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            begin(c)
-            expect_each(c, [("MAIL FROM:<a@example.org>", "250"),
-                            ("RCPT TO:<b@example.net>", "250"),
-                            ("DATA", "354")])
+            hello(c)
+            open_data(c)
             t0 = time.monotonic()
             c.send(b"Subject: trickle\r\n\r\n")
             reply = None
@@ -662,7 +598,7 @@ def test_done_log_line(tmp):
     with daemon(tmp, script=script) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            begin(c)
+            hello(c)
             port = c.sock.getsockname()[1]
             expect_each(c, [("MAIL FROM:<a@example.org>", "250"),
                             ("RCPT TO:<b@example.net>", "250"),

@@ -7,44 +7,16 @@ import os
 import re
 import signal
 import socket
-import stat
 import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 from sluicetest import *
 
-os.umask(0o022)  # the daemon runs as nobody and re-reads its config
-
-HOST = "mx.test"
 BODY = b"Subject: reload\r\nFrom: a@example.org\r\n\r\nhello\r\n"
 
 
 # ---------------------------------------------------------------- helpers
-
-def reachable(path):
-    """As root the daemon runs as 'nobody': let it reach our temp dirs."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(path).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH | stat.S_IROTH)
-
-
-def globals_(**extra):
-    g = {"hostname": HOST, "workers": 2}
-    if os.geteuid() == 0:
-        g["user"] = "nobody"
-    g.update(extra)
-    return g
-
 
 def listener(port, banner=None, chain=None, backend="out"):
     body = {"listen": ["127.0.0.1:%d" % port], "backend": backend}
@@ -59,31 +31,11 @@ def conf(listeners, backend, filters=None, backend_options=None, **g):
     be = {"type": "smtp", "servers": [backend]}
     be.update(backend_options or {})
     return {"listeners": listeners, "backends": {"out": be},
-            "filters": filters or {}, "globals": globals_(**g)}
+            "filters": filters or {}, "globals": standard_globals(**g)}
 
 
 BLOCK_MAIL = {"block": {"module": "access", "phase": "mail",
                         "verdict": "reject"}}
-
-
-def start(cfg, tmp, name="sluice", **kw):
-    wd = Path(tmp) / name
-    wd.mkdir(parents=True, exist_ok=True)
-    reachable(wd)
-    return Sluice(cfg, wd, **kw)
-
-
-def ask(c, line, want):
-    c.send(line + "\r\n")
-    return c.expect(want)
-
-
-def transaction(c, body=BODY):
-    ask(c, "MAIL FROM:<a@example.org>", 250)
-    ask(c, "RCPT TO:<b@example.net>", 250)
-    ask(c, "DATA", 354)
-    c.send(body + b".\r\n")
-    return c.read_reply()
 
 
 def refused(port):
@@ -118,20 +70,19 @@ def reload_and_wait(s, cfg, generation):
 def test_reload_adds_and_removes_listeners(tmp):
     p1, p2 = free_port(), free_port()
     with Capture(tmp / "cap") as cap:
-        with start(conf({"one": listener(p1, "ESMTP one")}, cap.address),
-                   tmp) as s:
+        with Sluice(conf({"one": listener(p1, "ESMTP one")}, cap.address),
+                    tmp / "sluice") as s:
             assert refused(p2)
             reload_and_wait(s, conf({"one": listener(p1, "ESMTP one"),
                                      "two": listener(p2, "ESMTP two")},
                                     cap.address), 2)
             s.wait_log(r"listening on 127\.0\.0\.1:%d" % p2)
             with RawClient(p2) as c:
-                c.expect("220 %s ESMTP two" % HOST)
-                ask(c, "EHLO client.test", 250)
-                assert transaction(c).code == 250
+                hello(c, banner="ESMTP two")
+                assert transaction(c, BODY).code == 250
                 ask(c, "QUIT", 221)
             with RawClient(p1) as c:
-                c.expect("220 %s ESMTP one" % HOST)
+                c.expect("220 %s ESMTP one" % HOSTNAME)
                 ask(c, "QUIT", 221)
             reload_and_wait(s, conf({"two": listener(p2, "ESMTP two")},
                                     cap.address), 3)
@@ -139,9 +90,8 @@ def test_reload_adds_and_removes_listeners(tmp):
             wait_for(lambda: refused(p1), timeout=scaled(5),
                      what="port %d to refuse connections" % p1)
             with RawClient(p2) as c:
-                c.expect("220 %s ESMTP two" % HOST)
-                ask(c, "EHLO client.test", 250)
-                assert transaction(c).code == 250
+                hello(c, banner="ESMTP two")
+                assert transaction(c, BODY).code == 250
                 ask(c, "QUIT", 221)
             assert s.stop() == 0
         assert len(cap.wait_messages(2)) == 2
@@ -151,7 +101,7 @@ def test_reload_refuses_broken_config(tmp):
     port = free_port()
     with Capture(tmp / "cap") as cap:
         good = conf({"in": listener(port, "ESMTP good")}, cap.address)
-        with start(good, tmp) as s:
+        with Sluice(good, tmp / "sluice") as s:
             path = str(s.config_path)
             good_text = s.config_text
 
@@ -181,15 +131,14 @@ def test_reload_refuses_broken_config(tmp):
 
             # the old configuration still serves
             with RawClient(port) as c:
-                c.expect("220 %s ESMTP good" % HOST)
-                ask(c, "EHLO client.test", 250)
-                assert transaction(c).code == 250
+                hello(c, banner="ESMTP good")
+                assert transaction(c, BODY).code == 250
                 ask(c, "QUIT", 221)
             # and a good config is taken again afterwards
             reload_and_wait(s, conf({"in": listener(port, "ESMTP fixed")},
                                     cap.address), 2)
             with RawClient(port) as c:
-                c.expect("220 %s ESMTP fixed" % HOST)
+                c.expect("220 %s ESMTP fixed" % HOSTNAME)
                 ask(c, "QUIT", 221)
         assert len(cap.wait_messages(1)) == 1
 
@@ -197,21 +146,19 @@ def test_reload_refuses_broken_config(tmp):
 def test_session_keeps_its_generation(tmp):
     port = free_port()
     with Capture(tmp / "cap") as cap:
-        with start(conf({"in": listener(port, "ESMTP gen-one")},
-                        cap.address), tmp) as s:
+        with Sluice(conf({"in": listener(port, "ESMTP gen-one")},
+                         cap.address), tmp / "sluice") as s:
             with RawClient(port) as old:
-                old.expect("220 %s ESMTP gen-one" % HOST)
-                ask(old, "EHLO client.test", 250)
+                hello(old, banner="ESMTP gen-one")
                 reload_and_wait(s, conf(
                     {"in": listener(port, "ESMTP gen-two", ["block"])},
                     cap.address, filters=BLOCK_MAIL), 2)
                 with RawClient(port) as new:
-                    new.expect("220 %s ESMTP gen-two" % HOST)
-                    ask(new, "EHLO client.test", 250)
+                    hello(new, banner="ESMTP gen-two")
                     ask(new, "MAIL FROM:<a@example.org>", "550 5.7.1 ")
                     ask(new, "QUIT", 221)
                 # the old session still runs the old (empty) chain
-                r = transaction(old)
+                r = transaction(old, BODY)
                 assert r.code == 250, r.text
                 ask(old, "QUIT", 221)
         m, = cap.wait_messages(1)
@@ -223,16 +170,15 @@ def test_old_generation_released_with_its_last_session(tmp):
     (not at some later, unrelated event)."""
     port = free_port()
     with Capture(tmp / "cap") as cap:
-        with start(conf({"in": listener(port, "ESMTP gen-one")},
-                        cap.address), tmp) as s:
+        with Sluice(conf({"in": listener(port, "ESMTP gen-one")},
+                         cap.address), tmp / "sluice") as s:
             with RawClient(port) as old:
-                old.expect("220 %s ESMTP gen-one" % HOST)
-                ask(old, "EHLO client.test", 250)
+                hello(old, banner="ESMTP gen-one")
                 reload_and_wait(s, conf({"in": listener(port, "ESMTP two")},
                                         cap.address), 2)
                 time.sleep(0.3)
                 assert "generation=1 released" not in s.log()
-                assert transaction(old).code == 250
+                assert transaction(old, BODY).code == 250
                 ask(old, "QUIT", 221)
             s.wait_log(r"close client=127\.0\.0\.1 transactions=1 ")
             # no other event (signal, connection) may be needed for this
@@ -250,7 +196,7 @@ def test_reload_under_load(tmp):
             conf({"in": listener(port, "ESMTP beta", ["tag"])}, cap.address,
                  filters=filters),
         ]
-        with start(configs[0], tmp) as s:
+        with Sluice(configs[0], tmp / "sluice") as s:
             lock = threading.Lock()
             state = {"sent": 0, "ok": 0, "failures": []}
             stop = threading.Event()
@@ -323,8 +269,8 @@ def test_reload_under_load(tmp):
 def test_sigterm_idle_session(tmp):
     port = free_port()
     with Capture(tmp / "cap") as cap:
-        with start(conf({"in": listener(port)}, cap.address,
-                        drain_timeout="30s"), tmp) as s:
+        with Sluice(conf({"in": listener(port)}, cap.address,
+                         drain_timeout="30s"), tmp / "sluice") as s:
             with RawClient(port) as c:
                 c.expect(220)
                 ask(c, "EHLO client.test", 250)
@@ -344,8 +290,8 @@ def test_sigterm_during_transaction(tmp):
     port = free_port()
     script = {"rules": [{"phase": "data_end", "delay": 1.0}]}
     with Capture(tmp / "cap", script=script) as cap:
-        with start(conf({"in": listener(port)}, cap.address,
-                        drain_timeout="10s"), tmp) as s:
+        with Sluice(conf({"in": listener(port)}, cap.address,
+                         drain_timeout="10s"), tmp / "sluice") as s:
             with RawClient(port) as c:
                 c.expect(220)
                 ask(c, "EHLO client.test", 250)

@@ -5,18 +5,14 @@ Received field is the only addition; no input makes the backend see a
 message boundary sluice did not see (SMTP smuggling); envelope
 parameters go along only when the backend can take them."""
 
-import contextlib
 import hashlib
 import os
 import re
-import stat
-import tempfile
 import time
 from pathlib import Path
 
 from sluicetest import *
 
-HOSTNAME = "mx.test"
 FAST_BACKEND = {"connect_timeout": "2s", "command_timeout": "2s",
                 "data_timeout": "10s"}
 BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
@@ -24,36 +20,10 @@ BARE_EOL = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 # ---------------------------------------------------------------- helpers
 
-def allow_nobody(tmp):
-    """As root, sluice runs as "nobody": let it reach the test directory
-    (mkdtemp makes it 0700).  Only our own directories below $TMPDIR."""
-    if os.geteuid() != 0:
-        return
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(tmp).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if st.st_uid == os.geteuid() and not st.st_mode & stat.S_IXOTH:
-            d.chmod(stat.S_IMODE(st.st_mode) | stat.S_IXOTH)
-
-
-def config(cap, limits=None, listener=None):
-    lst = dict(listener or {})
-    if limits:
-        lst["limits"] = dict(limits)
-    g = {"hostname": HOSTNAME, "user": "nobody", "workers": 2}
-    return basic_config(cap.address, listener=lst,
-                        backend_options=dict(FAST_BACKEND), globals=g)
-
-
-@contextlib.contextmanager
 def daemon(tmp, script=None, limits=None, listener=None):
-    allow_nobody(tmp)
-    with Capture(tmp / "cap", script=script) as cap, \
-         Sluice(config(cap, limits, listener), tmp / "sluice") as s:
-        yield cap, s
+    """relay() with short backend timeouts: (cap, s)."""
+    return relay(tmp, script, limits=limits, listener=listener,
+                 backend_options=dict(FAST_BACKEND))
 
 
 def exact(**more):
@@ -61,23 +31,6 @@ def exact(**more):
     d = {"received_header": False}
     d.update(more)
     return d
-
-
-def read_all_replies(c, limit=200):
-    """Every reply until the server closes; fails on a partial line."""
-    out = []
-    for _ in range(limit):
-        try:
-            out.append(c.read_reply())
-        except ConnectionClosed:
-            assert not c.buf, "partial reply at close: %r" % bytes(c.buf)
-            return out
-    raise AssertionError("more than %d replies: %r" % (limit, out))
-
-
-def start(c, helo="EHLO client.test"):
-    c.expect(220)
-    assert c.cmd(helo).code == 250
 
 
 def send_message(c, wire, mail="<a@example.org>", rcpts=("<b@example.net>",),
@@ -161,7 +114,7 @@ EXACT_MESSAGES = [
 def test_byte_exact_without_received(tmp):
     with daemon(tmp, listener=exact()) as (cap, s):
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             for i, wire in enumerate(EXACT_MESSAGES):
                 r = send_message(c, wire)
                 assert r.code == 250, "message %d: %r" % (i, r.text)
@@ -181,7 +134,7 @@ def test_byte_exact_split_writes(tmp):
             ALL_BYTES + b"\r\n" + b"c" * 998 + b"\r\n.\r\n")
     with daemon(tmp, listener=exact()) as (cap, s):
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             for step in (1, 2, 3, 7):
                 assert c.cmd("MAIL FROM:<a@example.org>").code == 250
                 assert c.cmd("RCPT TO:<b@example.net>").code == 250
@@ -208,7 +161,7 @@ def test_line_length_limit(tmp):
             as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             r = send_message(c, b"Subject: ok\r\n\r\n" + ok_line + b".\r\n")
             assert r.code == 250, r.text
             r = send_message(c, b"Subject: long\r\n\r\n" + long_line +
@@ -239,7 +192,7 @@ def test_line_length_limit(tmp):
         s.wait_log(r"reject phase=data reason=line_too_long limit=1000 "
                    r"client=127\.0\.0\.1", since=mark)
         # the refused transactions were opened at the backend and reset
-        cmds = [cmd for conn in cap.connections() for cmd in conn.commands]
+        cmds = cap.commands()
         assert "MAIL FROM:<long@example.org>" in cmds
         i = cmds.index("MAIL FROM:<long@example.org>")
         assert cmds[i + 1:i + 3] == ["RCPT TO:<b@example.net>", "RSET"], cmds
@@ -269,7 +222,7 @@ def test_large_message_through_spool_file(tmp):
             as (cap, s):
         spool = s.workdir / "spool"
         with RawClient(s.port, timeout=scaled(30)) as c:
-            start(c)
+            hello(c)
             assert c.cmd("MAIL FROM:<a@example.org> SIZE=%d" %
                          len(body)).code == 250
             assert c.cmd("RCPT TO:<b@example.net>").code == 250
@@ -324,7 +277,7 @@ def test_received_header_default(tmp):
     with daemon(tmp) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             port = c.sock.getsockname()[1]
             r = send_message(c, wires[0])
             assert r.code == 250
@@ -335,11 +288,11 @@ def test_received_header_default(tmp):
             assert r.code == 250
             assert c.cmd("QUIT").code == 221
         with RawClient(s.port) as c:
-            start(c, "HELO not_a_hostname")
+            hello(c, "not_a_hostname", verb="HELO")
             r = send_message(c, wires[3])
             assert r.code == 250
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             r = send_message(c, b"Subject: utf8\r\n\r\nx\r\n.\r\n",
                              mail="<j\u00f6rg@example.org> SMTPUTF8")
             assert r.code == 250
@@ -387,12 +340,12 @@ def smuggling_session(s, i, vector):
               b"DATA\r\n"
               b"Subject: second\r\n\r\nsecond body\r\n.\r\n" % i)
     with RawClient(s.port) as c:
-        start(c)
+        hello(c)
         assert c.cmd("MAIL FROM:<legit1-%d@example.org>" % i).code == 250
         assert c.cmd("RCPT TO:<rcpt@example.net>").code == 250
         assert c.cmd("DATA").code == 354
         c.send(first + second + b"QUIT\r\n")
-        return read_all_replies(c), first
+        return read_all_replies(c, limit=200), first
 
 
 def no_smuggled_envelope(cap):
@@ -498,7 +451,7 @@ def test_envelope_parameters_forwarded(tmp):
     with daemon(tmp, listener=exact(), limits={"message_size": "1M"}) \
             as (cap, s):
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             r = send_message(
                 c, b"Subject: dsn\r\n\r\n8bit \xc3\xa9\r\n.\r\n",
                 mail="<a@example.org> SIZE=1234 BODY=8BITMIME RET=HDRS "
@@ -545,7 +498,7 @@ def test_parameters_refused_when_backend_lacks_them(tmp):
                 limits={"errors": 100}) as (cap, s):
         mark = s.log_mark()
         with RawClient(s.port) as c:
-            start(c)
+            hello(c)
             for mail, what in [
                     ("MAIL FROM:<a@example.org> BODY=8BITMIME",
                      "BODY=8BITMIME"),
@@ -571,7 +524,7 @@ def test_parameters_refused_when_backend_lacks_them(tmp):
         m, = cap.wait_messages(1)
         assert m.mail == "MAIL FROM:<a@example.org> BODY=7BIT"
         assert m.rcpt_lines == ["RCPT TO:<b@example.net>"]
-        cmds = [cmd for conn in cap.connections() for cmd in conn.commands]
+        cmds = cap.commands()
         assert [x for x in cmds if x.startswith(("MAIL", "RCPT"))] == \
             ["MAIL FROM:<a@example.org> BODY=7BIT",
              "RCPT TO:<b@example.net>"], cmds
