@@ -35,7 +35,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 import sluicetest  # noqa: E402
-from sluicetest import Sluice, TempDir, free_port, make_config  # noqa: E402
+from sluicetest import Sluice, TempDir, free_port, make_config, reachable  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -209,18 +209,6 @@ def machine_info(binary):
 
 # ---------------------------------------------------------------- setup
 
-def make_traversable(path):
-    """o+x on path and its parents below /tmp, so 'nobody' gets through."""
-    top = Path(tempfile.gettempdir()).resolve()
-    p = Path(path).resolve()
-    for d in [p] + list(p.parents):
-        if d == top or top not in d.parents:
-            break
-        st = d.stat()
-        if st.st_uid == os.geteuid() and not st.st_mode & 0o001:
-            d.chmod((st.st_mode & 0o7777) | 0o001)
-
-
 def start_sink(tmp):
     """smtp-sink on a free port, fast mode: no dump files, no counters."""
     port = free_port()
@@ -255,7 +243,7 @@ def sluice_config(tmp, sink_port, ncpu, idle=0):
 def start_sluice(workdir, sink_port, cpus, idle=0):
     """sluice with one worker per CPU in cpus, all its threads on cpus."""
     workdir.mkdir(parents=True, exist_ok=True)
-    make_traversable(workdir)
+    reachable(workdir)
     s = Sluice(sluice_config(workdir, sink_port, len(cpus), idle), workdir,
                defaults=False, start=False)
     s.start(ready=None)
@@ -642,7 +630,7 @@ def callgrind_run(ctx, name, count, persistent):
     """Instructions sluice executes for start + count messages + stop."""
     work = ctx.tmp / ("cg-" + name)
     work.mkdir()
-    make_traversable(work)
+    reachable(work)
     out = work / "callgrind.out"
     # valgrind creates the file at start (as root, 0600) but writes it at
     # exit, after sluice dropped privileges: make it writable for nobody.
@@ -936,7 +924,7 @@ def main(argv=None):
     atexit.register(stop_all)
     info = machine_info(binary)
     with TempDir(prefix="sluice-bench-") as tmp:
-        make_traversable(tmp)
+        reachable(tmp)
         ctx = Context(args, tmp, info)
         os.sched_setaffinity(0, ctx.load_cpus)  # inherited by children
         try:
