@@ -173,14 +173,10 @@ smtp_cmd_data_end(struct session *s)
 	data_headers(s);
 }
 
-/* The verdict of a content phase other than CONTINUE ends the message here. */
+/* A refusing verdict of a content phase ends the message here. */
 static void
 data_verdict(struct session *s, enum sluice_phase phase, const struct chain_result *r)
 {
-	if (r->verdict == SLUICE_DISCARD) {
-		s->txn->discard = 1;
-		return;
-	}
 	cmd_verdict_reply(s, phase, r);
 	if (r->verdict == SLUICE_DISCONNECT) {
 		session_txn_end(s, "rejected");
@@ -190,6 +186,24 @@ data_verdict(struct session *s, enum sluice_phase phase, const struct chain_resu
 	session_error(s);
 	session_txn_end(s, r->verdict == SLUICE_TEMPFAIL ? "tempfail" : "rejected");
 	cmd_reset_upstream(s, NULL);
+}
+
+/*
+ * Fold a content phase's result: DISCARD marks the transaction and the
+ * message goes on; any other verdict but CONTINUE ends it here (replied).
+ * Returns 1 when the message ended.
+ */
+static int
+data_ended(struct session *s, enum sluice_phase phase, const struct chain_result *r)
+{
+	if (r->verdict == SLUICE_DISCARD) {
+		s->txn->discard = 1;
+		return 0;
+	}
+	if (r->verdict == SLUICE_CONTINUE)
+		return 0;
+	data_verdict(s, phase, r);
+	return 1;
 }
 
 /*
@@ -237,13 +251,8 @@ data_headers(struct session *s)
 		chain_start_header(s, name, value, data_header_done);
 		if (!data_step_sync(s))
 			return;
-		if (c->step_result.verdict != SLUICE_CONTINUE &&
-		    c->step_result.verdict != SLUICE_DISCARD) {
-			data_verdict(s, SLUICE_PHASE_HEADER, &c->step_result);
+		if (data_ended(s, SLUICE_PHASE_HEADER, &c->step_result))
 			return;
-		}
-		if (c->step_result.verdict == SLUICE_DISCARD)
-			s->txn->discard = 1;
 	}
 	chain_start(s, SLUICE_PHASE_EOH, data_eoh_done);
 }
@@ -251,14 +260,8 @@ data_headers(struct session *s)
 static void
 data_header_done(struct session *s, const struct chain_result *r)
 {
-	if (data_step_callback(s, r))
+	if (data_step_callback(s, r) || data_ended(s, SLUICE_PHASE_HEADER, r))
 		return;
-	if (r->verdict != SLUICE_CONTINUE && r->verdict != SLUICE_DISCARD) {
-		data_verdict(s, SLUICE_PHASE_HEADER, r);
-		return;
-	}
-	if (r->verdict == SLUICE_DISCARD)
-		s->txn->discard = 1;
 	data_headers(s);
 }
 
@@ -267,12 +270,8 @@ data_eoh_done(struct session *s, const struct chain_result *r)
 {
 	struct cmd_state	*c = s->cmd;
 
-	if (r->verdict != SLUICE_CONTINUE && r->verdict != SLUICE_DISCARD) {
-		data_verdict(s, SLUICE_PHASE_EOH, r);
+	if (data_ended(s, SLUICE_PHASE_EOH, r))
 		return;
-	}
-	if (r->verdict == SLUICE_DISCARD)
-		s->txn->discard = 1;
 	message_body_cursor(s->txn->msg, &c->cursor);
 	data_body(s);
 }
@@ -302,13 +301,8 @@ data_body(struct session *s)
 		chain_start_body(s, c->body_buf, (size_t)n, data_body_done);
 		if (!data_step_sync(s))
 			return;
-		if (c->step_result.verdict != SLUICE_CONTINUE &&
-		    c->step_result.verdict != SLUICE_DISCARD) {
-			data_verdict(s, SLUICE_PHASE_BODY, &c->step_result);
+		if (data_ended(s, SLUICE_PHASE_BODY, &c->step_result))
 			return;
-		}
-		if (c->step_result.verdict == SLUICE_DISCARD)
-			s->txn->discard = 1;
 	}
 	free(c->body_buf);
 	c->body_buf = NULL;
@@ -318,26 +312,16 @@ data_body(struct session *s)
 static void
 data_body_done(struct session *s, const struct chain_result *r)
 {
-	if (data_step_callback(s, r))
+	if (data_step_callback(s, r) || data_ended(s, SLUICE_PHASE_BODY, r))
 		return;
-	if (r->verdict != SLUICE_CONTINUE && r->verdict != SLUICE_DISCARD) {
-		data_verdict(s, SLUICE_PHASE_BODY, r);
-		return;
-	}
-	if (r->verdict == SLUICE_DISCARD)
-		s->txn->discard = 1;
 	data_body(s);
 }
 
 static void
 data_eom_done(struct session *s, const struct chain_result *r)
 {
-	if (r->verdict != SLUICE_CONTINUE && r->verdict != SLUICE_DISCARD) {
-		data_verdict(s, SLUICE_PHASE_EOM, r);
+	if (data_ended(s, SLUICE_PHASE_EOM, r))
 		return;
-	}
-	if (r->verdict == SLUICE_DISCARD)
-		s->txn->discard = 1;
 	data_deliver(s);
 }
 

@@ -657,7 +657,7 @@ up_reply(struct upstream *up, const struct smtp_reply *r)
 	}
 }
 
-/* Drop a pooled connection; from inside our callbacks the free waits. */
+/* Free now, or, from inside our own callbacks, once they have unwound. */
 static void
 up_discard(struct upstream *up)
 {
@@ -920,11 +920,5 @@ upstream_free(struct upstream **upp)
 	up->cb = NULL;
 	up->arg = NULL;
 	event_del(up->defer);
-	if (up->depth > 0) {
-		up->free_pending = 1;
-		if (up->bev != NULL)
-			bufferevent_disable(up->bev, EV_READ | EV_WRITE);
-		return;
-	}
-	up_really_free(up);
+	up_discard(up);
 }
