@@ -202,6 +202,15 @@ void	 sluice_resume(struct sluice_pending *pending, enum sluice_verdict verdict,
 void	 sluice_resume_fail(struct sluice_pending *pending, const char *reason);
 
 /*
+ * The ctx of a suspended hook, for use on the session's worker (in a
+ * sluice_dns_query or sluice_counter_add callback, or sluice_offload's
+ * done) before resuming: NULL when the session has ended or the hook timed
+ * out, else the ctx the hook had, so the filter can record results
+ * (sluice_authres_add, notes, header changes in EOM) first.
+ */
+struct sluice_ctx *sluice_pending_ctx(struct sluice_pending *pending);
+
+/*
  * Run fn(arg) on this session's worker after ms milliseconds.  fn always
  * runs (also when the session has ended meanwhile), so it may free arg.
  * Returns 0, or -1 when out of memory.
@@ -228,6 +237,146 @@ int	 sluice_header_change(struct sluice_ctx *ctx, const char *name, size_t index
 	    const char *value);
 /* Replace the body; calls append.  Data is unstuffed with CRLF line ends. */
 int	 sluice_body_replace(struct sluice_ctx *ctx, const unsigned char *data, size_t len);
+
+/* Remove the index-th (1-based) field called name: header_change(..., NULL). */
+int	 sluice_header_remove(struct sluice_ctx *ctx, const char *name, size_t index);
+
+/*
+ * Envelope changes (on_eom only, or while this instance's EOM is PENDING;
+ * -1 elsewhere).  Applied before the message is handed to the backend:
+ * added recipients are sent as extra RCPT commands; a removed recipient
+ * or a changed sender makes the core restart the backend transaction
+ * (RSET, MAIL, the final RCPT list).  A backend that refuses an added
+ * recipient with 4xx makes the whole message 451 (the client retries);
+ * with 5xx the recipient is dropped and logged.  No recipients left means
+ * the message is discarded (logged).  mailbox is without <>; "" is the
+ * null sender.  params (ESMTP parameters, may be NULL) are passed on only
+ * if the backend offers them.
+ */
+int	 sluice_rcpt_add(struct sluice_ctx *ctx, const char *mailbox, const char *params);
+int	 sluice_rcpt_remove(struct sluice_ctx *ctx, const char *mailbox);
+int	 sluice_mail_change(struct sluice_ctx *ctx, const char *mailbox, const char *params);
+
+/* --- The filter instance from a hook ---------------------------------- */
+
+/* This hook's instance handle: what init got, valid for the instance's life. */
+struct sluice_filter *sluice_ctx_filter(struct sluice_ctx *ctx);
+
+/* --- DNS ------------------------------------------------------------------ */
+
+/* Record types (their RFC 1035 numbers). */
+enum sluice_dns_type {
+	SLUICE_DNS_A = 1,
+	SLUICE_DNS_PTR = 12,
+	SLUICE_DNS_MX = 15,
+	SLUICE_DNS_TXT = 16,
+	SLUICE_DNS_AAAA = 28
+};
+
+enum sluice_dns_status {
+	SLUICE_DNS_OK = 0,	/* records of the type exist (count >= 1) */
+	SLUICE_DNS_NODATA,	/* the name exists, no records of the type */
+	SLUICE_DNS_NXDOMAIN,	/* the name does not exist (RCODE 3) */
+	SLUICE_DNS_SERVFAIL,	/* server failure, refusal, DNSSEC bogus */
+	SLUICE_DNS_TIMEOUT,	/* no answer within the resolver's timeout */
+	SLUICE_DNS_ERROR	/* bad name, out of memory, no resolver */
+};
+
+/* One answer record, of the type asked (CNAMEs are followed, not listed). */
+struct sluice_dns_record {
+	const char	*text;		/* A/AAAA: address text; MX, PTR: name without the
+					   final dot; TXT: its strings concatenated */
+	size_t		 len;		/* strlen(text), except TXT may hold NUL bytes */
+	unsigned int	 preference;	/* MX only */
+	uint32_t	 ttl;		/* seconds */
+};
+
+struct sluice_dns_answer {
+	enum sluice_dns_status	 status;
+	int			 rcode;		/* RCODE received, -1 when none */
+	int			 secure;	/* DNSSEC validated (resolver dnssec = yes) */
+	const char		*name;		/* the name asked */
+	enum sluice_dns_type	 type;		/* the type asked */
+	size_t			 count;		/* records */
+	const struct sluice_dns_record *records;
+	const char		*why;		/* for logs when status is not OK/NODATA/NXDOMAIN */
+};
+
+typedef void (*sluice_dns_cb)(void *arg, const struct sluice_dns_answer *answer);
+
+/*
+ * Ask the configured resolver (the resolver section) without blocking.
+ * cb runs exactly once, on the session's worker, never inside this call,
+ * also when the session has ended meanwhile (so it may free arg); the
+ * answer is valid during cb only.  Returns 0, or -1 (cb will not run).
+ */
+int	 sluice_dns_query(struct sluice_ctx *ctx, const char *name, enum sluice_dns_type type,
+	    sluice_dns_cb cb, void *arg);
+
+/*
+ * The same, blocking: only from work running in the pool (sluice_offload),
+ * never from a hook.  filter is the instance's handle (init's, or
+ * sluice_ctx_filter()).  Always returns an answer (status ERROR when called
+ * from a loop thread); free it with sluice_dns_answer_free().
+ */
+struct sluice_dns_answer *sluice_dns_lookup(struct sluice_filter *filter, const char *name,
+	    enum sluice_dns_type type);
+void	 sluice_dns_answer_free(struct sluice_dns_answer *answer);
+/* "ok", "nodata", "nxdomain", "servfail", "timeout", "error". */
+const char *sluice_dns_status_name(enum sluice_dns_status status);
+
+/* --- Counter store (rate limits, greylisting) ---------------------------- */
+
+struct sluice_store;	/* a counter store; opaque */
+
+/*
+ * Open a store from init: "memory" (in this process, the default; counts
+ * survive reloads) or "redis://HOST:PORT[/DB][?timeout=250ms&prefix=sluice:]"
+ * (shared by every sluice instance using the same Redis).  Returns NULL
+ * with a sentence in err on a bad spec.  Stores are closed by the core.
+ */
+struct sluice_store *sluice_store_open(struct sluice_filter *filter, const char *spec,
+	    char *err, size_t errlen);
+
+struct sluice_counter {
+	int		 ok;		/* 0: the store failed (why says how) */
+	long long	 value;		/* the count after the increment */
+	long long	 ttl_ms;	/* time left in the window */
+	const char	*why;		/* failure text for logs */
+};
+
+typedef void (*sluice_counter_cb)(void *arg, const struct sluice_counter *result);
+
+/*
+ * Add delta to the counter key in a fixed window of window_ms (the window
+ * starts at the first increment and the count resets when it ends).  delta
+ * 0 reads.  cb runs exactly once on the session's worker, never inside this
+ * call, also when the session has ended.  Returns 0, or -1 (no cb).
+ */
+int	 sluice_counter_add(struct sluice_ctx *ctx, struct sluice_store *store, const char *key,
+	    long long delta, unsigned long window_ms, sluice_counter_cb cb, void *arg);
+
+/* --- Authentication results (RFC 8601) ----------------------------------- */
+
+/*
+ * Record one result of the current transaction for the Authentication-
+ * Results header: method "spf", "dkim", "dmarc", ...; result "pass",
+ * "fail", ...; reason free text or NULL; props "smtp.mailfrom=example.org"
+ * or "header.d=example.org header.s=sel" or NULL.  Cleared at RSET and at
+ * the end of each message.  Valid in every hook of a transaction.
+ */
+int	 sluice_authres_add(struct sluice_ctx *ctx, const char *method, const char *result,
+	    const char *reason, const char *props);
+
+struct sluice_authres {
+	const char	*method;
+	const char	*result;
+	const char	*reason;	/* NULL if none */
+	const char	*props;		/* NULL if none */
+};
+
+size_t	 sluice_authres_count(struct sluice_ctx *ctx);
+const struct sluice_authres *sluice_authres_get(struct sluice_ctx *ctx, size_t index);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@
 #include "autoconf.h"
 
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <confuse.h>
 #include <errno.h>
@@ -273,6 +275,7 @@ static int	 config_was_set(cfg_t *sec, const char *name);
 static char	*config_hostname_default(void);
 static void	 config_convert(struct config_loader *ld);
 static void	 config_convert_globals(struct config_loader *ld, struct config *cfg);
+static void	 config_convert_resolver(cfg_t *sec, struct config_resolver *r);
 static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
@@ -354,6 +357,7 @@ static const struct config_number config_numbers[] = {
 	{ "backend", "data_timeout", CONFIG_DURATION, 100, HOUR_MS, 0 },
 	{ "backend", "down_time", CONFIG_DURATION, 0, HOUR_MS, 0 },
 	{ "filter", "timeout", CONFIG_DURATION, 1, HOUR_MS, 0 },
+	{ "resolver", "timeout", CONFIG_DURATION, 100, MIN_MS, 0 },
 };
 
 /* The limits, by name, for inheritance. */
@@ -395,6 +399,15 @@ static cfg_opt_t config_log_opts[] = {
 	CFG_STR_CB("target", "syslog", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("facility", "mail", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("level", "info", CFGF_NONE, config_cb_enum),
+	CFG_END()
+};
+
+static cfg_opt_t config_resolver_opts[] = {
+	CFG_STR_LIST_CB("forwarders", NULL, CFGF_NODEFAULT, config_cb_string),
+	CFG_INT_CB("timeout", 5 * SEC_MS, CFGF_NONE, config_cb_number),
+	CFG_BOOL("dnssec", cfg_false, CFGF_NONE),
+	CFG_STR_CB("trust_anchor", "/usr/share/dns/root.key", CFGF_NONE, config_cb_string),
+	CFG_STR_CB("resolv_conf", "/etc/resolv.conf", CFGF_NONE, config_cb_string),
 	CFG_END()
 };
 
@@ -456,6 +469,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_STR_LIST("load", NULL, CFGF_NODEFAULT),
 	CFG_FUNC("include", config_cb_include),
 	CFG_SEC("log", config_log_opts, CFGF_NONE),
+	CFG_SEC("resolver", config_resolver_opts, CFGF_NONE),
 	CFG_SEC("limits", config_limits_opts, CFGF_NONE),
 	CFG_SEC("listener", config_listener_opts, CONFIG_SECTION_FLAGS),
 	CFG_SEC("backend", config_backend_opts, CONFIG_SECTION_FLAGS),
@@ -1314,7 +1328,8 @@ config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	long long			 v;
 
 	if (strcmp(section, "root") != 0 && strcmp(section, "limits") != 0 &&
-	    strcmp(section, "listener") != 0 && strcmp(section, "backend") != 0)
+	    strcmp(section, "listener") != 0 && strcmp(section, "backend") != 0 &&
+	    strcmp(section, "resolver") != 0)
 		section = "filter";
 	if ((n = config_number_find(section, opt->name)) == NULL)
 		return config_cb_int(cfg, opt, value, result);
@@ -1351,6 +1366,26 @@ config_cb_enum(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	return 0;
 }
 
+/* "192.0.2.53", "127.0.0.1@5353", "2001:db8::53@53": unbound's forwarder syntax. */
+static int
+config_forwarder_valid(const char *value)
+{
+	char		 host[INET6_ADDRSTRLEN + 8], *at, *end;
+	unsigned char	 buf[sizeof(struct in6_addr)];
+	long		 port;
+
+	if (strlcpy_s(host, value, sizeof(host)) >= sizeof(host))
+		return 0;
+	if ((at = strchr(host, '@')) != NULL) {
+		*at++ = '\0';
+		errno = 0;
+		port = strtol(at, &end, 10);
+		if (*at == '\0' || *end != '\0' || errno != 0 || port < 1 || port > 65535)
+			return 0;
+	}
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 static int
 config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -1368,7 +1403,13 @@ config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 	} else if (strcmp(name, "user") == 0 || strcmp(name, "group") == 0) {
 		if (value[0] == '\0')
 			cfg_error(cfg, "%s must not be empty", name);
-	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir */
+	} else if (strcmp(name, "forwarders") == 0) {
+		if (!config_forwarder_valid(value))
+			cfg_error(cfg, "forwarder \"%s\" is not an IP address with an optional "
+			    "port (\"192.0.2.53\", \"127.0.0.1@5353\", \"::1@53\")", value);
+	} else if (strcmp(name, "resolv_conf") == 0 && value[0] == '\0') {
+		/* "" = no forwarders: recurse from the root */
+	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir, trust_anchor */
 		cfg_error(cfg, "%s \"%s\" must be an absolute path", name, value);
 	return 0;
 }
@@ -1849,6 +1890,22 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	v = log_level_parse(cfg_getstr(log, "level"));
 	cfg->log_level = v != -1 ? v : LOG_LEVEL_INFO;
 	config_convert_limits(cfg_getsec(t, "limits"), &cfg->limits, NULL);
+	config_convert_resolver(cfg_getsec(t, "resolver"), &cfg->resolver);
+}
+
+static void
+config_convert_resolver(cfg_t *sec, struct config_resolver *r)
+{
+	size_t	 i;
+
+	r->nforwarders = cfg_size(sec, "forwarders");
+	r->forwarders = xcalloc(r->nforwarders + 1, sizeof(*r->forwarders));
+	for (i = 0; i < r->nforwarders; i++)
+		r->forwarders[i] = xstrdup(cfg_getnstr(sec, "forwarders", i));
+	r->timeout_ms = cfg_getint(sec, "timeout");
+	r->dnssec = cfg_getbool(sec, "dnssec");
+	r->trust_anchor = xstrdup(cfg_getstr(sec, "trust_anchor"));
+	r->resolv_conf = xstrdup(cfg_getstr(sec, "resolv_conf"));
 }
 
 /* Fields a listener's limits {} does not set come from inherit. */
@@ -2326,6 +2383,9 @@ config_free(struct config **cfgp)
 	free(cfg->group);
 	free(cfg->pidfile);
 	free(cfg->spool_dir);
+	config_free_strings(cfg->resolver.forwarders, cfg->resolver.nforwarders);
+	free(cfg->resolver.trust_anchor);
+	free(cfg->resolver.resolv_conf);
 	free(cfg);
 }
 

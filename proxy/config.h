@@ -139,6 +139,16 @@ struct sluice_filter {
 	const struct config_filter *conf;	/* not owned */
 };
 
+/* The resolver section: how filters and relay delivery ask DNS. */
+struct config_resolver {
+	char		**forwarders;		/* "127.0.0.1@5353"; none = resolv_conf */
+	size_t		  nforwarders;
+	long long	  timeout_ms;		/* per query */
+	int		  dnssec;		/* validate with trust_anchor */
+	char		 *trust_anchor;		/* root key file (dns-root-data) */
+	char		 *resolv_conf;		/* nameservers when no forwarders; "" = recurse */
+};
+
 struct config {
 	char		 *path;			/* file given to config_load */
 	char		 *hostname;		/* default hostname */
@@ -157,6 +167,7 @@ struct config {
 	int		  log_facility;		/* syslog facility */
 	int		  log_level;		/* enum log_level */
 	struct config_limits limits;		/* global defaults */
+	struct config_resolver resolver;	/* DNS for filters and relay */
 	struct module	**modules;		/* plugins from "load", references held */
 	size_t		  nmodules;		/* entries in modules */
 	struct config_listener *listeners;	/* in file order */

@@ -56,7 +56,7 @@ from pathlib import Path
 __all__ = [
     "Skip", "HardError", "ReplyTimeout", "ConnectionClosed", "ProtocolError",
     "skip", "need_program", "scaled", "timeout_factor", "wait_for",
-    "free_port", "TempDir", "Capture", "Message", "Connection", "SmtpSink",
+    "free_port", "TempDir", "Capture", "Message", "Connection", "SmtpSink", "DnsServer",
     "Raw", "Titled", "make_config", "quote", "basic_config", "Sluice",
     "check_config", "sluice_binary", "smtp_client", "RawClient", "Reply",
     "swaks", "raw", "run_tests", "HERE", "PYTHON",
@@ -69,6 +69,7 @@ __all__ = [
 PYTHON = "/usr/bin/python3"
 HERE = Path(__file__).resolve().parent
 CAPTURE_SERVER = HERE / "capture_server.py"
+DNS_SERVER = HERE / "dns_server.py"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 SWAKS = "/usr/bin/swaks"
 DEFAULT_TIMEOUT = 10.0
@@ -667,6 +668,50 @@ def give_to_daemon(path):
 
 
 # ---------------------------------------------------------------- smtp-sink
+
+class DnsServer(Service):
+    """dns_server.py on a free loopback port (UDP and TCP) serving the
+    zone given as a dict (see dns_server.py); set_zone() changes it while
+    it runs.  forwarder is what a sluice resolver's forwarders want."""
+
+    name = "dns_server"
+
+    def __init__(self, dir, zone=None):
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.zone_path = self.dir / "zone.json"
+        self.query_log = self.dir / "queries.log"
+        self.set_zone(zone or {"records": []})
+        ready = self.dir / "ready"
+        for _ in range(5):
+            self.port = free_port()
+            if ready.exists():
+                ready.unlink()
+            self._spawn([PYTHON, DNS_SERVER, "--port", self.port,
+                         "--zone", self.zone_path, "--log", self.query_log,
+                         "--ready-file", ready], self.dir / "dns.log")
+            deadline = time.monotonic() + scaled(DEFAULT_TIMEOUT)
+            while not ready.exists() and self.proc.poll() is None and \
+                    time.monotonic() < deadline:
+                time.sleep(0.01)
+            if ready.exists():
+                break
+            self._terminate(5)      # port taken for UDP: try another
+        else:
+            raise HardError("dns_server did not start:\n%s" % self.log_tail())
+        self.forwarder = "127.0.0.1@%d" % self.port
+
+    def set_zone(self, zone):
+        _atomic_write(self.zone_path, json.dumps(zone).encode())
+
+    def queries(self):
+        """[(name, type)] asked so far, in order."""
+        try:
+            lines = self.query_log.read_text().splitlines()
+        except OSError:
+            return []
+        return [tuple(l.split(" ", 1)) for l in lines if " " in l]
+
 
 class SmtpSink(Service):
     """Postfix's smtp-sink on a free loopback port, dumping every message
