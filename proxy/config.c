@@ -1906,6 +1906,7 @@ config_convert_resolver(cfg_t *sec, struct config_resolver *r)
 	r->dnssec = cfg_getbool(sec, "dnssec");
 	r->trust_anchor = xstrdup(cfg_getstr(sec, "trust_anchor"));
 	r->resolv_conf = xstrdup(cfg_getstr(sec, "resolv_conf"));
+	r->line = sec->line;
 }
 
 /* Fields a listener's limits {} does not set come from inherit. */

@@ -135,8 +135,11 @@ struct config_filter {
  * modules): the instance's config section.  The sluice_option_*()
  * accessors of sluice_filter.h are implemented in config.c on it.
  */
+struct generation;
+
 struct sluice_filter {
 	const struct config_filter *conf;	/* not owned */
+	struct generation	*gen;		/* the instance's generation */
 };
 
 /* The resolver section: how filters and relay delivery ask DNS. */
@@ -147,6 +150,7 @@ struct config_resolver {
 	int		  dnssec;		/* validate with trust_anchor */
 	char		 *trust_anchor;		/* root key file (dns-root-data) */
 	char		 *resolv_conf;		/* nameservers when no forwarders; "" = recurse */
+	int		  line;			/* of the section (or 0), for errors */
 };
 
 struct config {

@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/event.h>
 
 #include "chain.h"
+#include "dns.h"
 #include "generation.h"
 #include "log.h"
 #include "message.h"
@@ -313,11 +315,160 @@ sluice_after(struct sluice_ctx *ctx, unsigned int ms, void (*fn)(void *), void *
 	return 0;
 }
 
+/* A pool job holds the session's generation: its work may use the resolver. */
+struct offload_job {
+	void			(*work)(void *);
+	void			(*done)(void *);
+	void			*arg;
+	struct generation	*gen;
+};
+
+static void
+offload_work(void *arg)
+{
+	struct offload_job	*j = arg;
+
+	j->work(j->arg);
+}
+
+static void
+offload_done(void *arg)
+{
+	struct offload_job	*j = arg;
+
+	j->done(j->arg);
+	generation_unref(j->gen);
+	free(j);
+}
+
 int
 sluice_offload(struct sluice_ctx *ctx, void (*work)(void *), void (*done)(void *), void *arg)
 {
-	pool_submit(ctx->session->worker, work, done, arg);
+	struct offload_job	*j = xcalloc(1, sizeof(*j));
+
+	j->work = work;
+	j->done = done;
+	j->arg = arg;
+	j->gen = ctx->session->gen;
+	generation_ref(j->gen);
+	pool_submit(ctx->session->worker, offload_work, offload_done, j);
 	return 0;
+}
+
+struct sluice_ctx *
+sluice_pending_ctx(struct sluice_pending *p)
+{
+	struct session	*s;
+
+	if (p == NULL || worker_current() != p->worker ||
+	    (s = worker_session_find(p->worker, p->session_id)) == NULL)
+		return NULL;
+	if (!s->run.active || !s->run.pending || s->run.seq != p->seq || s->run.next == 0)
+		return NULL;
+	return &s->ctx[s->run.next - 1];
+}
+
+struct sluice_filter *
+sluice_ctx_filter(struct sluice_ctx *ctx)
+{
+	return &ctx_instance(ctx)->handle;
+}
+
+/* --- DNS ------------------------------------------------------------------ */
+
+struct dns_call {
+	sluice_dns_cb		 cb;
+	void			*arg;
+	struct generation	*gen;	/* held: the resolver lives in it */
+};
+
+static void
+dns_call_done(void *arg, const struct sluice_dns_answer *a)
+{
+	struct dns_call	*d = arg;
+
+	d->cb(d->arg, a);
+	generation_unref(d->gen);
+	free(d);
+}
+
+int
+sluice_dns_query(struct sluice_ctx *ctx, const char *name, enum sluice_dns_type type,
+    sluice_dns_cb cb, void *arg)
+{
+	struct session	*s = ctx->session;
+	struct dns_call	*d = xcalloc(1, sizeof(*d));
+
+	d->cb = cb;
+	d->arg = arg;
+	d->gen = s->gen;
+	generation_ref(d->gen);
+	if (dns_query(s->gen->dns, s->worker, name, type, dns_call_done, d) == -1) {
+		generation_unref(d->gen);
+		free(d);
+		return -1;
+	}
+	return 0;
+}
+
+struct sluice_dns_answer *
+sluice_dns_lookup(struct sluice_filter *filter, const char *name, enum sluice_dns_type type)
+{
+	if (filter == NULL || filter->gen == NULL)
+		return dns_answer_status(name != NULL ? name : "", type, SLUICE_DNS_ERROR,
+		    "no resolver");
+	return dns_lookup(filter->gen->dns, name != NULL ? name : "", type);
+}
+
+void
+sluice_dns_answer_free(struct sluice_dns_answer *a)
+{
+	dns_answer_free(a);
+}
+
+const char *
+sluice_dns_status_name(enum sluice_dns_status status)
+{
+	return dns_status_name(status);
+}
+
+/* --- Authentication results ------------------------------------------------ */
+
+int
+sluice_authres_add(struct sluice_ctx *ctx, const char *method, const char *result,
+    const char *reason, const char *props)
+{
+	struct txn		*t = ctx->session->txn;
+	struct txn_authres	*r;
+
+	if (t == NULL || method == NULL || result == NULL || t->nauthres >= 256)
+		return -1;
+	t->authres = xreallocarray(t->authres, t->nauthres + 1, sizeof(*t->authres));
+	r = &t->authres[t->nauthres++];
+	r->method = xstrdup(method);
+	r->result = xstrdup(result);
+	r->reason = reason != NULL ? xstrdup(reason) : NULL;
+	r->props = props != NULL ? xstrdup(props) : NULL;
+	return 0;
+}
+
+size_t
+sluice_authres_count(struct sluice_ctx *ctx)
+{
+	struct txn	*t = ctx->session->txn;
+
+	return t != NULL ? t->nauthres : 0;
+}
+
+const struct sluice_authres *
+sluice_authres_get(struct sluice_ctx *ctx, size_t index)
+{
+	struct txn	*t = ctx->session->txn;
+
+	/* struct txn_authres has the public struct's layout. */
+	if (t == NULL || index >= t->nauthres)
+		return NULL;
+	return (const struct sluice_authres *)(const void *)&t->authres[index];
 }
 
 /* --- Message changes ------------------------------------------------------- */
@@ -365,4 +516,120 @@ sluice_body_replace(struct sluice_ctx *ctx, const unsigned char *data, size_t le
 	struct message	*m = ctx_message(ctx);
 
 	return m != NULL ? message_body_replace(m, data, len) : -1;
+}
+
+int
+sluice_header_remove(struct sluice_ctx *ctx, const char *name, size_t index)
+{
+	return sluice_header_change(ctx, name, index, NULL);
+}
+
+/* --- Envelope changes ----------------------------------------------------- */
+
+static int
+envelope_mailbox_valid(const char *mailbox, int allow_empty)
+{
+	const unsigned char	*p;
+
+	if (mailbox == NULL || (!allow_empty && mailbox[0] == '\0') || strlen(mailbox) > 256)
+		return 0;
+	for (p = (const unsigned char *)mailbox; *p != '\0'; p++)
+		if (*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+envelope_params_valid(const char *params)
+{
+	const unsigned char	*p;
+
+	if (params == NULL)
+		return 1;
+	if (strlen(params) > 400)
+		return 0;
+	for (p = (const unsigned char *)params; *p != '\0'; p++)
+		if (*p < ' ' || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* Stored as the core stores a client's: "" or " KEY=VALUE ...". */
+static char *
+envelope_params_copy(const char *params)
+{
+	char	*p;
+
+	while (params != NULL && *params == ' ')
+		params++;
+	if (params == NULL || *params == '\0')
+		return xstrdup("");
+	xasprintf(&p, " %s", params);
+	return p;
+}
+
+int
+sluice_rcpt_add(struct sluice_ctx *ctx, const char *mailbox, const char *params)
+{
+	struct txn	*t;
+
+	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(mailbox, 0) ||
+	    !envelope_params_valid(params))
+		return -1;
+	t = ctx->session->txn;
+	if (t->nrcpts == t->rcpts_cap) {
+		t->rcpts_cap = t->rcpts_cap ? t->rcpts_cap * 2 : 4;
+		t->rcpts = xreallocarray(t->rcpts, t->rcpts_cap, sizeof(*t->rcpts));
+	}
+	t->rcpts[t->nrcpts].mailbox = xstrdup(mailbox);
+	t->rcpts[t->nrcpts].params = envelope_params_copy(params);
+	t->rcpts[t->nrcpts].added = 1;
+	t->nrcpts++;
+	session_log(ctx->session, LOG_LEVEL_INFO, "filter=%s rcpt_add rcpt=<%s>",
+	    ctx_instance(ctx)->conf->name, mailbox);
+	return 0;
+}
+
+int
+sluice_rcpt_remove(struct sluice_ctx *ctx, const char *mailbox)
+{
+	struct txn	*t;
+	size_t		 i;
+
+	if (ctx_message(ctx) == NULL || mailbox == NULL)
+		return -1;
+	t = ctx->session->txn;
+	for (i = 0; i < t->nrcpts; i++)
+		if (strcasecmp(t->rcpts[i].mailbox, mailbox) == 0)
+			break;
+	if (i == t->nrcpts)
+		return -1;
+	if (!t->rcpts[i].added)
+		t->env_restart = 1;	/* the backend has it: start over */
+	free(t->rcpts[i].mailbox);
+	free(t->rcpts[i].params);
+	memmove(&t->rcpts[i], &t->rcpts[i + 1], (t->nrcpts - i - 1) * sizeof(*t->rcpts));
+	t->nrcpts--;
+	session_log(ctx->session, LOG_LEVEL_INFO, "filter=%s rcpt_remove rcpt=<%s>",
+	    ctx_instance(ctx)->conf->name, mailbox);
+	return 0;
+}
+
+int
+sluice_mail_change(struct sluice_ctx *ctx, const char *mailbox, const char *params)
+{
+	struct txn	*t;
+
+	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(mailbox, 1) ||
+	    !envelope_params_valid(params))
+		return -1;
+	t = ctx->session->txn;
+	free(t->mail_from);
+	free(t->mail_params);
+	t->mail_from = xstrdup(mailbox);
+	t->mail_params = envelope_params_copy(params);
+	t->env_restart = 1;
+	session_log(ctx->session, LOG_LEVEL_INFO, "filter=%s mail_change from=<%s>",
+	    ctx_instance(ctx)->conf->name, mailbox);
+	return 0;
 }

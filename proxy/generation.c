@@ -12,6 +12,7 @@
 #include "backend.h"
 #include "chain.h"
 #include "config.h"
+#include "dns.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -39,6 +40,7 @@ generation_init_filters(struct generation *g, char *err, size_t errlen)
 
 		fi->conf = cf;
 		fi->handle.conf = cf;
+		fi->handle.gen = g;
 		fi->desc = cf->module->desc;
 		if (fi->desc->init == NULL) {
 			fi->initialised = 1;
@@ -94,7 +96,8 @@ generation_build(const char *path, char *err, size_t errlen)
 	g->cfg = cfg;
 	atomic_init(&g->refs, 1);
 	atomic_fetch_add(&live_generations, 1);
-	if (generation_init_filters(g, err, errlen) == -1) {
+	if ((g->dns = dns_resolver_new(&cfg->resolver, cfg->path, err, errlen)) == NULL ||
+	    generation_init_filters(g, err, errlen) == -1) {
 		generation_free(g);
 		return NULL;
 	}
@@ -123,6 +126,7 @@ generation_free(struct generation *g)
 	}
 	for (i = 0; i < g->nbackends; i++)
 		backend_fini(&g->backends[i]);
+	dns_resolver_free(g->dns);
 	free(g->listeners);
 	free(g->backends);
 	free(g->filters);
@@ -187,6 +191,7 @@ generation_close_pools_cb(void *arg)
 
 	for (i = 0; i < r->g->nbackends; i++)
 		backend_pool_close(&r->g->backends[i], w);
+	dns_resolver_worker_close(r->g->dns, w);
 	if (atomic_fetch_sub(&r->left, 1) == 1)
 		worker_post(worker_main(), generation_retired_cb, r);
 }

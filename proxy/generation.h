@@ -19,6 +19,7 @@
 #include "config.h"
 
 struct backend;
+struct dns_resolver;
 
 /* A filter instance of this generation. */
 struct filter_instance {
@@ -51,6 +52,7 @@ struct generation {
 	size_t			 nbackends;
 	struct listener_gen	*listeners;	/* one per config listener */
 	size_t			 nlisteners;
+	struct dns_resolver	*dns;		/* the resolver section's resolver */
 };
 
 /*

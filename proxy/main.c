@@ -128,11 +128,12 @@ print_chains(const struct config *cfg)
 static int
 check_config(const char *path, int print)
 {
-	struct config	*cfg;
-	char		*err = xcalloc(1, CONFIG_ERR_MAX);
-	int		 rc = 0;
+	struct generation	*g;
+	char			*err = xcalloc(1, CONFIG_ERR_MAX);
+	int			 rc = 0;
 
-	if (config_load(path, &cfg, err, CONFIG_ERR_MAX) == -1) {
+	/* A whole generation: the resolver and every filter's init are checked too. */
+	if ((g = generation_build(path, err, CONFIG_ERR_MAX)) == NULL) {
 		fprintf(stderr, "%s", err);
 		if (err[0] != '\0' && err[strlen(err) - 1] != '\n')
 			fputc('\n', stderr);
@@ -140,10 +141,10 @@ check_config(const char *path, int print)
 		rc = 1;
 	} else {
 		if (print)
-			print_chains(cfg);
+			print_chains(g->cfg);
 		else
 			printf("sluice: %s: configuration is valid\n", path);
-		config_free(&cfg);
+		generation_free(g);
 	}
 	free(err);
 	return rc;

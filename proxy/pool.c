@@ -30,6 +30,7 @@ static struct pool_job	*pool_head, *pool_tail;
 static pthread_t	*pool_threads;
 static int		 pool_nthreads;
 static int		 pool_stopping;
+static _Thread_local struct worker *pool_job_owner;	/* job running on this thread */
 
 static void *
 pool_thread(void *unused)
@@ -48,7 +49,9 @@ pool_thread(void *unused)
 		if ((pool_head = job->next) == NULL)
 			pool_tail = NULL;
 		pthread_mutex_unlock(&pool_lock);
+		pool_job_owner = job->worker;
 		job->work(job->arg);
+		pool_job_owner = NULL;
 		worker_post(job->worker, job->done, job->arg);
 		free(job);
 	}
@@ -104,4 +107,10 @@ pool_submit(struct worker *w, void (*work)(void *), void (*done)(void *), void *
 	pool_tail = job;
 	pthread_cond_signal(&pool_cond);
 	pthread_mutex_unlock(&pool_lock);
+}
+
+struct worker *
+pool_job_worker(void)
+{
+	return pool_job_owner;
 }

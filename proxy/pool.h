@@ -22,4 +22,7 @@ void	 pool_stop(void);
  */
 void	 pool_submit(struct worker *w, void (*work)(void *), void (*done)(void *), void *arg);
 
+/* On a pool thread: the worker of the job it runs (NULL elsewhere). */
+struct worker *pool_job_worker(void);
+
 #endif /* SLUICE_POOL_H */

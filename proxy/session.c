@@ -613,6 +613,13 @@ txn_free(struct txn *t)
 	free(t->mail_params);
 	free(t->backend_reply);
 	free(t->verdicts);
+	for (i = 0; i < t->nauthres; i++) {
+		free(t->authres[i].method);
+		free(t->authres[i].result);
+		free(t->authres[i].reason);
+		free(t->authres[i].props);
+	}
+	free(t->authres);
 	if (t->msg != NULL)
 		message_free(t->msg);
 	free(t);

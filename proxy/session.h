@@ -45,6 +45,15 @@ struct worker;
 struct txn_rcpt {
 	char		*mailbox;	/* as sent, without <> */
 	char		*params;	/* ESMTP params forwarded upstream, "" if none */
+	int		 added;		/* by a filter at end of message, not yet upstream */
+};
+
+/* One authentication result recorded by a filter (sluice_authres_add). */
+struct txn_authres {
+	char		*method;
+	char		*result;
+	char		*reason;	/* NULL if none */
+	char		*props;		/* NULL if none */
 };
 
 /* Per-filter record of the transaction's outcome for the summary line. */
@@ -79,6 +88,10 @@ struct txn {
 	int		 data_errno;	/* errno of a spool failure */
 	size_t		 size;		/* message bytes (wire form) at end of data */
 	struct txn_verdict *verdicts;	/* one per chain filter */
+	struct txn_authres *authres;	/* results for Authentication-Results */
+	size_t		 nauthres;
+	int		 env_restart;	/* a filter removed a recipient or changed the sender */
+	size_t		 env_next;	/* envelope replay: next recipient to send */
 };
 
 struct session_note {

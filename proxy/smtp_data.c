@@ -41,6 +41,15 @@ static void	 data_deliver(struct session *);
 static void	 data_replied(void *, struct upstream *, enum upstream_error,
 		    const struct smtp_reply *);
 static void	 data_maildir_done(struct session *, int, const char *);
+static void	 envelope_sync(struct session *);
+static void	 envelope_rset_replied(void *, struct upstream *, enum upstream_error,
+		    const struct smtp_reply *);
+static void	 envelope_mail_replied(void *, struct upstream *, enum upstream_error,
+		    const struct smtp_reply *);
+static void	 envelope_next_rcpt(struct session *);
+static void	 envelope_rcpt_replied(void *, struct upstream *, enum upstream_error,
+		    const struct smtp_reply *);
+static void	 envelope_done(struct session *);
 
 /* Finish the transaction with result and let the session go on. */
 static void
@@ -337,7 +346,6 @@ static void
 data_deliver(struct session *s)
 {
 	struct txn		*t = s->txn;
-	struct cmd_state	*c = s->cmd;
 
 	if (t->discard || (s->flags & SESSION_DISCARD_ALL)) {
 		session_log(s, LOG_LEVEL_INFO, "discard txn=%u client=%s", t->number, s->addr);
@@ -352,6 +360,147 @@ data_deliver(struct session *s)
 	if (s->up == NULL) {
 		session_reply(s, 451, "4.4.1", "Backend connection lost, try again later");
 		data_finish(s, "tempfail");
+		return;
+	}
+	envelope_sync(s);
+}
+
+/* --- Envelope changes by filters ------------------------------------------ */
+
+/*
+ * Bring the backend's transaction in line with what filters made of the
+ * envelope: extra RCPTs for added recipients; RSET, MAIL and every RCPT
+ * again after a removal or a new sender.  A recipient the client was told
+ * 250 for that the backend now refuses makes the whole message 451 (the
+ * client retries: duplicates, never loss); a filter-added recipient
+ * refused with 5xx is dropped and logged.
+ */
+static void
+envelope_sync(struct session *s)
+{
+	struct txn	*t = s->txn;
+	size_t		 i;
+
+	for (i = 0; i < t->nrcpts && !t->env_restart; i++)
+		if (t->rcpts[i].added)
+			break;
+	if (!t->env_restart && i == t->nrcpts) {
+		envelope_done(s);
+		return;
+	}
+	if (t->nrcpts == 0) {
+		envelope_done(s);
+		return;
+	}
+	t->env_next = 0;
+	if (t->env_restart) {
+		upstream_command(s->up, "RSET", envelope_rset_replied, s);
+		return;
+	}
+	envelope_next_rcpt(s);
+}
+
+static int
+envelope_failed(struct session *s, enum upstream_error err, const struct smtp_reply *r,
+    const char *what)
+{
+	if (err == UPSTREAM_OK && r->code < 300)
+		return 0;
+	session_log(s, LOG_LEVEL_WARNING, "envelope replay failed step=%s error=%s code=%d",
+	    what, upstream_error_text(err), err == UPSTREAM_OK ? r->code : 0);
+	if (err != UPSTREAM_OK || r->code == 421)
+		upstream_free(&s->up);
+	else
+		cmd_note_backend_reply(s, r);
+	session_reply(s, 451, "4.3.0", "Message could not be handed on after a filter "
+	    "changed its envelope, try again later");
+	data_finish(s, "tempfail");
+	return 1;
+}
+
+static void
+envelope_rset_replied(void *arg, struct upstream *up, enum upstream_error err,
+    const struct smtp_reply *r)
+{
+	struct session	*s = arg;
+	struct txn	*t = s->txn;
+	char		*line;
+
+	if (envelope_failed(s, err, r, "rset"))
+		return;
+	xasprintf(&line, "MAIL FROM:<%s>%s", t->mail_from,
+	    t->mail_params != NULL ? t->mail_params : "");
+	upstream_command(s->up, line, envelope_mail_replied, s);
+	free(line);
+}
+
+static void
+envelope_mail_replied(void *arg, struct upstream *up, enum upstream_error err,
+    const struct smtp_reply *r)
+{
+	struct session	*s = arg;
+
+	if (envelope_failed(s, err, r, "mail"))
+		return;
+	envelope_next_rcpt(s);
+}
+
+static void
+envelope_next_rcpt(struct session *s)
+{
+	struct txn	*t = s->txn;
+	char		*line;
+
+	/* After a restart every recipient goes again, else only the added. */
+	while (t->env_next < t->nrcpts && !t->env_restart && !t->rcpts[t->env_next].added)
+		t->env_next++;
+	if (t->env_next == t->nrcpts) {
+		envelope_done(s);
+		return;
+	}
+	xasprintf(&line, "RCPT TO:<%s>%s", t->rcpts[t->env_next].mailbox,
+	    t->rcpts[t->env_next].params);
+	upstream_command(s->up, line, envelope_rcpt_replied, s);
+	free(line);
+}
+
+static void
+envelope_rcpt_replied(void *arg, struct upstream *up, enum upstream_error err,
+    const struct smtp_reply *r)
+{
+	struct session		*s = arg;
+	struct txn		*t = s->txn;
+	struct txn_rcpt		*rc = &t->rcpts[t->env_next];
+
+	if (err == UPSTREAM_OK && r->code >= 500 && rc->added) {
+		session_log(s, LOG_LEVEL_WARNING, "envelope added rcpt=<%s> refused code=%d "
+		    "text=\"%s\" dropped", rc->mailbox, r->code, smtp_reply_text(r));
+		free(rc->mailbox);
+		free(rc->params);
+		memmove(rc, rc + 1, (t->nrcpts - t->env_next - 1) * sizeof(*rc));
+		t->nrcpts--;
+		envelope_next_rcpt(s);
+		return;
+	}
+	if (envelope_failed(s, err, r, "rcpt"))
+		return;
+	rc->added = 0;
+	t->env_next++;
+	envelope_next_rcpt(s);
+}
+
+static void
+envelope_done(struct session *s)
+{
+	struct txn		*t = s->txn;
+	struct cmd_state	*c = s->cmd;
+
+	t->env_restart = 0;
+	if (t->nrcpts == 0) {
+		session_log(s, LOG_LEVEL_INFO, "discard txn=%u client=%s reason=no-recipients-left",
+		    t->number, s->addr);
+		session_txn_end(s, "discarded");
+		cmd_reset_upstream(s, discard_reply);
 		return;
 	}
 	c->replies_left = cmd_backend_is(s, CONFIG_BACKEND_LMTP) ? t->nrcpts : 1;
