@@ -738,6 +738,7 @@ cmd_rcpt_accepted(struct session *s, struct cmd_state *c)
 	}
 	t->rcpts[t->nrcpts].mailbox = c->mailbox;
 	t->rcpts[t->nrcpts].params = c->params;
+	t->rcpts[t->nrcpts].added = 0;
 	t->nrcpts++;
 	c->mailbox = NULL;
 	c->params = NULL;
