@@ -19,6 +19,9 @@
 #include "util.h"
 #include "worker.h"
 
+/* Set by sluice --explain only; NULL in the daemon. */
+chain_trace_fn	 chain_trace;
+
 static void	 chain_step(struct session *);
 static void	 chain_timeout_cb(evutil_socket_t, short, void *);
 static int	 chain_apply(struct session *, struct filter_instance *, enum sluice_verdict);
@@ -246,9 +249,16 @@ chain_apply(struct session *s, struct filter_instance *fi, enum sluice_verdict v
 {
 	struct chain_run	*run = &s->run;
 	char			 q[600];
+	enum sluice_verdict	 said = v;
+	int			 traced = 0;
 
 	if (run->failed) {
 		v = chain_on_error(s, fi);
+		if (chain_trace != NULL) {
+			chain_trace(s, fi->conf->name, run->phase, said, v, 0, "",
+			    run->result.text, 1);
+			traced = 1;
+		}
 		session_log(s, LOG_LEVEL_WARNING, "filter=%s phase=%s error=%s action=%s",
 		    fi->conf->name, chain_phase_name(run->phase),
 		    log_quote(q, sizeof(q), run->result.text, 256),
@@ -274,6 +284,9 @@ chain_apply(struct session *s, struct filter_instance *fi, enum sluice_verdict v
 		    log_quote(q, sizeof(q), run->result.text, 256));
 		v = SLUICE_CONTINUE;
 	}
+	if (chain_trace != NULL && !traced)
+		chain_trace(s, fi->conf->name, run->phase, said, v, run->result.code,
+		    run->result.enhanced, run->result.text, 0);
 	chain_record(s, (size_t)(run->next - 1), v);
 	if (v == SLUICE_CONTINUE)
 		return 0;

@@ -33,6 +33,15 @@ struct chain_result {
 
 typedef void (*chain_done_fn)(struct session *s, const struct chain_result *r);
 
+/*
+ * Called with every verdict a filter gives (said) and what the chain made
+ * of it (applied: on_error, observe mode), when set (sluice --explain).
+ */
+typedef void (*chain_trace_fn)(struct session *s, const char *filter, enum sluice_phase phase,
+		    enum sluice_verdict said, enum sluice_verdict applied, int code,
+		    const char *enhanced, const char *text, int failed);
+extern chain_trace_fn chain_trace;
+
 /* The state of the chain run in progress; embedded in the session. */
 struct chain_run {
 	enum sluice_phase	 phase;		/* the event */

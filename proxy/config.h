@@ -29,7 +29,8 @@ enum config_data_mode {
 enum config_backend_type {
 	CONFIG_BACKEND_SMTP = 0,	/* SMTP over TCP or unix socket */
 	CONFIG_BACKEND_LMTP,		/* LMTP (LHLO, per-recipient replies) */
-	CONFIG_BACKEND_MAILDIR		/* embedded Maildir writer */
+	CONFIG_BACKEND_MAILDIR,		/* embedded Maildir writer */
+	CONFIG_BACKEND_EXPLAIN		/* internal: sluice --explain, keeps nothing */
 };
 
 enum config_identity {
@@ -141,6 +142,9 @@ struct sluice_filter {
 	const struct config_filter *conf;	/* not owned */
 	struct generation	*gen;		/* the instance's generation */
 };
+
+/* Room for every error of one load, one "file:line: what" per line. */
+#define CONFIG_ERR_MAX		16384
 
 /* The resolver section: how filters and relay delivery ask DNS. */
 struct config_resolver {

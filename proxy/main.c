@@ -32,6 +32,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "explain.h"
 #include "generation.h"
 #include "listener.h"
 #include "log.h"
@@ -41,7 +42,6 @@
 #include "util.h"
 #include "worker.h"
 
-#define CONFIG_ERR_MAX		16384
 #define DRAIN_POLL_MS		100
 
 struct daemon_state {
@@ -62,12 +62,17 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: sluice [-fhotV] [-c file]\n"
+	    "       sluice --explain [-c file] --client IP --helo NAME --from ADDR\n"
+	    "              --to ADDR [--to ADDR ...] [--listener NAME] < message\n"
 	    "  -c file  configuration file (default %s/sluice.conf)\n"
 	    "  -f       stay in the foreground\n"
 	    "  -t       check the configuration and exit\n"
 	    "  -o       print each listener's filter chain and exit\n"
 	    "  -V       print the version and exit\n"
-	    "  -h       this help\n", SLUICE_CONFDIR);
+	    "  -h       this help\n"
+	    "  --explain  run the listener's filter chain on a saved message, offline,\n"
+	    "             and print every filter's verdict (exit 0 accepted, 1 rejected,\n"
+	    "             2 tempfailed, 3 bad config or arguments)\n", SLUICE_CONFDIR);
 }
 
 static void
@@ -429,12 +434,44 @@ run_daemon(void)
 int
 main(int argc, char **argv)
 {
-	int	 ch, test = 0, print = 0;
+	static const struct option longopts[] = {
+		{ "explain", no_argument, NULL, 'E' },
+		{ "client", required_argument, NULL, 'C' },
+		{ "helo", required_argument, NULL, 'H' },
+		{ "from", required_argument, NULL, 'F' },
+		{ "to", required_argument, NULL, 'T' },
+		{ "listener", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct explain_args	 ex;
+	int			 ch, test = 0, print = 0, explain = 0;
 
+	memset(&ex, 0, sizeof(ex));
 	daemon_state.config_path = SLUICE_CONFDIR "/sluice.conf";
 	log_init("sluice", 1, 0);
-	while ((ch = getopt(argc, argv, "c:fhotV")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:fhotV", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'E':
+			explain = 1;
+			break;
+		case 'C':
+			ex.client = optarg;
+			break;
+		case 'H':
+			ex.helo = optarg;
+			break;
+		case 'F':
+			ex.from = optarg;
+			break;
+		case 'T':
+			ex.to = xreallocarray(ex.to, ex.nto + 1, sizeof(*ex.to));
+			ex.to[ex.nto++] = optarg;
+			break;
+		case 'L':
+			ex.listener = optarg;
+			break;
 		case 'c':
 			daemon_state.config_path = optarg;
 			break;
@@ -462,6 +499,14 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (explain) {
+		if (ex.client == NULL || ex.helo == NULL || ex.from == NULL || ex.nto == 0) {
+			fprintf(stderr, "sluice: --explain needs --client, --helo, --from and "
+			    "at least one --to\n");
+			return 2;
+		}
+		return explain_run(daemon_state.config_path, &ex);
 	}
 	if (test || print)
 		return check_config(daemon_state.config_path, print);

@@ -194,6 +194,13 @@ cmd_backend_is(const struct session *s, enum config_backend_type type)
 	return s->lg->backend->conf->type == type;
 }
 
+/* No upstream connection: maildir, or the explain stand-in. */
+int
+cmd_backend_local(const struct session *s)
+{
+	return cmd_backend_is(s, CONFIG_BACKEND_MAILDIR) || cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN);
+}
+
 /* --- Dispatch --------------------------------------------------------------- */
 
 static const struct cmd_row *
@@ -622,7 +629,7 @@ check_mail(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 static void
 proceed_mail(struct session *s, struct cmd_state *c)
 {
-	if (cmd_backend_is(s, CONFIG_BACKEND_MAILDIR)) {
+	if (cmd_backend_local(s)) {
 		s->txn->mail_params = xstrdup(c->params);
 		session_reply(s, 250, "2.1.0", "Ok");
 		session_command_done(s);
@@ -748,7 +755,7 @@ cmd_rcpt_accepted(struct session *s, struct cmd_state *c)
 static void
 proceed_rcpt(struct session *s, struct cmd_state *c)
 {
-	if (cmd_backend_is(s, CONFIG_BACKEND_MAILDIR)) {
+	if (cmd_backend_local(s)) {
 		cmd_rcpt_accepted(s, c);
 		session_reply(s, 250, "2.1.5", "Ok");
 		session_command_done(s);

@@ -51,6 +51,7 @@ void	 cmd_upstream_error(struct session *s, enum upstream_error err,
 void	 cmd_note_backend_reply(struct session *s, const struct smtp_reply *r);
 void	 cmd_identity(struct session *s, struct upstream_identity *id);
 int	 cmd_backend_is(const struct session *s, enum config_backend_type type);
+int	 cmd_backend_local(const struct session *s);
 void	 cmd_verdict_reply(struct session *s, enum sluice_phase phase,
 	    const struct chain_result *r);
 void	 cmd_rcpt_accepted(struct session *s, struct cmd_state *c);

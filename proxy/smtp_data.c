@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "backend.h"
+#include "explain.h"
 #include "backend_maildir.h"
 #include "chain.h"
 #include "generation.h"
@@ -355,6 +356,12 @@ data_deliver(struct session *s)
 	}
 	if (cmd_backend_is(s, CONFIG_BACKEND_MAILDIR)) {
 		backend_maildir_deliver(s, data_maildir_done);
+		return;
+	}
+	if (cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN)) {
+		explain_deliver(s, t->msg);
+		session_reply(s, 250, "2.0.0", "Ok: explained, not delivered");
+		data_finish(s, "accepted");
 		return;
 	}
 	if (s->up == NULL) {
