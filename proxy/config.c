@@ -406,6 +406,7 @@ static cfg_opt_t config_resolver_opts[] = {
 	CFG_STR_LIST_CB("forwarders", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_INT_CB("timeout", 5 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_BOOL("dnssec", cfg_false, CFGF_NONE),
+	CFG_BOOL("local_zones", cfg_true, CFGF_NONE),
 	CFG_STR_CB("trust_anchor", "/usr/share/dns/root.key", CFGF_NONE, config_cb_string),
 	CFG_STR_CB("resolv_conf", "/etc/resolv.conf", CFGF_NONE, config_cb_string),
 	CFG_END()
@@ -430,6 +431,7 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_STR_CB("banner", "ESMTP sluice", CFGF_NONE, config_cb_string),
 	CFG_STR_CB("data_line_endings", "strict", CFGF_NONE, config_cb_enum),
 	CFG_BOOL("received_header", cfg_true, CFGF_NONE),
+	CFG_BOOL("reverse_lookup", cfg_true, CFGF_NONE),
 	CFG_INT_CB("max_connections", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
 	CFG_END()
@@ -1904,6 +1906,7 @@ config_convert_resolver(cfg_t *sec, struct config_resolver *r)
 		r->forwarders[i] = xstrdup(cfg_getnstr(sec, "forwarders", i));
 	r->timeout_ms = cfg_getint(sec, "timeout");
 	r->dnssec = cfg_getbool(sec, "dnssec");
+	r->local_zones = cfg_getbool(sec, "local_zones");
 	r->trust_anchor = xstrdup(cfg_getstr(sec, "trust_anchor"));
 	r->resolv_conf = xstrdup(cfg_getstr(sec, "resolv_conf"));
 	r->line = sec->line;
@@ -1962,6 +1965,7 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->data_mode = config_enum_index(config_data_modes,
 	    cfg_getstr(sec, "data_line_endings")) == 1 ? CONFIG_DATA_NORMALIZE : CONFIG_DATA_STRICT;
 	l->received_header = cfg_getbool(sec, "received_header") ? 1 : 0;
+	l->reverse_lookup = cfg_getbool(sec, "reverse_lookup") ? 1 : 0;
 	l->max_connections = cfg_getint(sec, "max_connections");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
 }

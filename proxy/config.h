@@ -83,6 +83,7 @@ struct config_listener {
 	char		 *banner;		/* greeting text after the hostname */
 	enum config_data_mode data_mode;	/* strict or normalize */
 	int		  received_header;	/* add a Received: field */
+	int		  reverse_lookup;	/* verified client host name before the greeting */
 	long long	  max_connections;	/* on this listener, 0 = global only */
 	struct config_limits limits;		/* effective limits */
 };
@@ -152,6 +153,7 @@ struct config_resolver {
 	size_t		  nforwarders;
 	long long	  timeout_ms;		/* per query */
 	int		  dnssec;		/* validate with trust_anchor */
+	int		  local_zones;		/* unbound answers localhost, 127/8, test nets itself */
 	char		 *trust_anchor;		/* root key file (dns-root-data) */
 	char		 *resolv_conf;		/* nameservers when no forwarders; "" = recurse */
 	int		  line;			/* of the section (or 0), for errors */

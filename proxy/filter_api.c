@@ -96,7 +96,7 @@ sluice_client_port(struct sluice_ctx *ctx)
 const char *
 sluice_client_hostname(struct sluice_ctx *ctx)
 {
-	return NULL;	/* no reverse lookups in the core yet */
+	return ctx->session->hostname;
 }
 
 const char *

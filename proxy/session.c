@@ -56,6 +56,7 @@ struct session_alloc {
 	struct session_extra	 x;	/* private */
 };
 
+static void	 session_rdns_done(struct session *);
 static void	 session_read_cb(struct bufferevent *, void *);
 static void	 session_write_cb(struct bufferevent *, void *);
 static void	 session_event_cb(struct bufferevent *, short, void *);
@@ -176,6 +177,18 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	/* New bufferevents start with EV_WRITE on: we write optimistically (io.h). */
 	bufferevent_disable(s->bev, EV_WRITE);
 	bufferevent_enable(s->bev, EV_READ);
+	if (lg->conf->reverse_lookup) {
+		s->flags |= SESSION_BUSY;	/* early input waits for the greeting */
+		session_rdns(s, session_rdns_done);
+		return;
+	}
+	smtp_cmd_connect(s);
+	io_write_now(s->bev);
+}
+
+static void
+session_rdns_done(struct session *s)
+{
 	smtp_cmd_connect(s);
 	io_write_now(s->bev);
 }
@@ -578,6 +591,7 @@ session_free_cb(void *arg)
 	}
 	free(s->ctx);
 	free(s->helo);
+	free(s->hostname);
 	connlimit_release(s->lg, &x->key);
 	generation_unref(s->gen);
 	free(s);

@@ -115,6 +115,7 @@ struct session {
 	int			 local_port;	/* our port */
 	struct sockaddr_storage	 peer;		/* client address, for limits */
 	char			*helo;		/* HELO/EHLO argument */
+	char			*hostname;	/* forward-confirmed reverse DNS name, or NULL */
 	uint64_t		 started_us;	/* accept time */
 	uint64_t		 data_started_ms;/* DATA 354 time */
 	unsigned int		 ntxn;		/* transactions begun */
@@ -169,6 +170,13 @@ void		 session_data_begin(struct session *s);
 struct txn	*session_txn_new(struct session *s);
 /* End the transaction: summary line with result, reset hooks, free.  */
 void		 session_txn_end(struct session *s, const char *result);
+
+/*
+ * Find the client's forward-confirmed host name (PTR, then A/AAAA of each
+ * name must include the address), set s->hostname, then call done(s) on
+ * the session's worker unless the session ended meanwhile.  rdns.c.
+ */
+void		 session_rdns(struct session *s, void (*done)(struct session *));
 
 /* Log with the session id first. */
 void		 session_log(struct session *s, int level, const char *fmt, ...)

@@ -179,7 +179,7 @@ cmd_identity(struct session *s, struct upstream_identity *id)
 	memset(id, 0, sizeof(*id));
 	id->addr = s->addr;
 	id->port = s->port;
-	id->name = NULL;
+	id->name = s->hostname;
 	id->helo = s->helo;
 	id->proto = (s->flags & SESSION_ESMTP) ? "ESMTP" : "SMTP";
 	id->login = NULL;
@@ -356,7 +356,9 @@ cmd_greet(struct session *s)
 	const struct config_listener *l = s->lg->conf;
 
 	session_reply(s, 220, NULL, "%s %s", l->hostname, l->banner);
-	s->flags &= ~SESSION_BUSY;
+	/* Input sent before the greeting (a PENDING connect hook, the reverse
+	 * lookup) waits in the buffer: go on with it now. */
+	session_command_done(s);
 }
 
 void
@@ -388,7 +390,7 @@ connect_chain_done(struct session *s, const struct chain_result *r)
 		s->flags |= SESSION_REFUSED;
 		session_reply(s, r->code >= 500 ? r->code : 554, NULL, "%s %s", l->hostname,
 		    r->text[0] != '\0' ? r->text : "Access denied");
-		s->flags &= ~SESSION_BUSY;
+		session_command_done(s);
 		break;
 	default:
 		/* TEMPFAIL and DISCONNECT: 421 and close. */

@@ -136,8 +136,9 @@ data_received(struct session *s)
 	rcpt[0] = '\0';
 	if (t->nrcpts == 1)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", t->rcpts[0].mailbox);
-	xasprintf(&hdr, "Received: from %s ([%s%s])\r\n\tby %s (sluice) with %s id "
-	    "%016llx.%u%s;\r\n\t%s\r\n", from, v6 ? "IPv6:" : "", s->addr,
+	xasprintf(&hdr, "Received: from %s (%s%s[%s%s])\r\n\tby %s (sluice) with %s id "
+	    "%016llx.%u%s;\r\n\t%s\r\n", from, s->hostname != NULL ? s->hostname : "",
+	    s->hostname != NULL ? " " : "", v6 ? "IPv6:" : "", s->addr,
 	    s->lg->conf->hostname, with, (unsigned long long)s->id, t->number, rcpt, date);
 	if (message_prepend(t->msg, hdr, strlen(hdr)) == -1)
 		session_log(s, LOG_LEVEL_WARNING, "could not add the Received field");

@@ -433,7 +433,7 @@ def test_add_header_with_received(tmp):
             assert transaction(c, BODY).code == 250
             ask(c, "QUIT", 221)
         m, = cap.wait_messages(1)
-        assert m.data.startswith(b"Received: from client.test ([127.0.0.1])"
+        assert m.data.startswith(b"Received: from client.test (localhost [127.0.0.1])"
                                  b"\r\n\tby mx.test (sluice) with ESMTP id ")
         assert m.data.endswith(b"\r\nSubject: hello\r\nFrom: a@example.org\r\n"
                                b"X-Tag: 1\r\n\r\nbody\r\n"), m.data

@@ -144,7 +144,7 @@ def test_received_header_in_maildir(tmp):
         assert b"\r" not in got, got
         assert re.match(
             rb"^Return-Path: <a@example\.org>\n"
-            rb"Received: from client\.test \(\[127\.0\.0\.1\]\)\n"
+            rb"Received: from client\.test \(localhost \[127\.0\.0\.1\]\)\n"
             rb"\tby mx\.test \(sluice\) with ESMTP id [0-9a-f]{16}\.1\n"
             rb"\tfor <b@example\.net>;\n"
             rb"\t\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} \+0000\n"

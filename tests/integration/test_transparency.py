@@ -249,7 +249,7 @@ def test_large_message_through_spool_file(tmp):
 
 # ---------------------------------------------------------------- Received
 
-RECEIVED = (rb"^Received: from (?P<from>\S+) \(\[127\.0\.0\.1\]\)\r\n"
+RECEIVED = (rb"^Received: from (?P<from>\S+) \(localhost \[127\.0\.0\.1\]\)\r\n"
             rb"\tby mx\.test \(sluice\) with (?P<with>[A-Z0-9]+) "
             rb"id (?P<sid>[0-9a-f]{16})\.(?P<txn>\d+)"
             rb"(?:\r\n\tfor <(?P<for>[^>\r\n]*)>)?;\r\n"

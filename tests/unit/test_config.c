@@ -259,6 +259,7 @@ static const char full_conf[] =
 	"\tbanner = \"ESMTP hello\"\n"
 	"\tdata_line_endings = \"normalize\"\n"
 	"\treceived_header = false\n"
+	"\treverse_lookup = false\n"
 	"\tmax_connections = 40\n"
 	"\tlimits {\n"
 	"\t\tmessage_size = 5M\n"
@@ -365,6 +366,7 @@ check_full_listeners(const struct config *cfg)
 	assert_string_equal(l->banner, "ESMTP hello");
 	assert_int_equal(l->data_mode, CONFIG_DATA_NORMALIZE);
 	assert_int_equal(l->received_header, 0);
+	assert_int_equal(l->reverse_lookup, 0);
 	assert_int_equal(l->max_connections, 40);
 	/* Set here: */
 	assert_int_equal(l->limits.message_size, 5 * 1024 * 1024);
@@ -381,6 +383,7 @@ check_full_listeners(const struct config *cfg)
 	assert_string_equal(s->banner, "ESMTP sluice");
 	assert_int_equal(s->data_mode, CONFIG_DATA_STRICT);
 	assert_int_equal(s->received_header, 1);
+	assert_int_equal(s->reverse_lookup, 1);
 	assert_memory_equal(&s->limits, &cfg->limits, sizeof(s->limits));
 	sin = (const struct sockaddr_in *)&s->addrs[0];
 	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_ANY));
@@ -563,7 +566,7 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown option in a section", BASE "listener \"x\" {\n\tlisten = { \"127.0.0.1:1\" }\n"
 	    "\tbackend = \"b\"\n\tbogus = 1\n}\n",
 	    ":6: no such option 'bogus' (listener takes: listen, backend, chain, hostname, "
-	    "banner, data_line_endings, received_header, max_connections, limits)" },
+	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, limits)" },
 	{ "unknown module", BASE "acces \"a\" { }\n", ":3: no such option 'acces'" },
 	{ "bad duration", BASE "limits {\n\tidle_timeout = 5x\n}\n",
 	    ":4: idle_timeout: \"5x\" is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)" },
