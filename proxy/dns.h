@@ -50,14 +50,17 @@ struct sluice_dns_answer *dns_lookup(struct dns_resolver *r, const char *name,
 		    enum sluice_dns_type type);
 
 /*
- * Parse a wire packet answering (name, type).  Pure; for tests too.
- * Never returns NULL.
+ * Parse a wire packet answering (name, type).  Pure (dns_parse.c, which
+ * links without unbound or the event loops); for tests too.  Never
+ * returns NULL.
  */
 struct sluice_dns_answer *dns_answer_parse(const char *name, enum sluice_dns_type type,
 		    const unsigned char *packet, size_t len);
 /* An answer with no records and a status (and why, copied). */
 struct sluice_dns_answer *dns_answer_status(const char *name, enum sluice_dns_type type,
 		    enum sluice_dns_status status, const char *why);
+/* A deep copy (for handing an answer to another thread); never NULL. */
+struct sluice_dns_answer *dns_answer_dup(const struct sluice_dns_answer *a);
 void		 dns_answer_free(struct sluice_dns_answer *a);
 const char	*dns_status_name(enum sluice_dns_status status);
 

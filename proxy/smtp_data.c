@@ -355,6 +355,11 @@ data_deliver(struct session *s)
 		cmd_reset_upstream(s, discard_reply);
 		return;
 	}
+	if (t->nrcpts == 0) {
+		/* Filters removed every recipient. */
+		envelope_done(s);
+		return;
+	}
 	if (cmd_backend_is(s, CONFIG_BACKEND_MAILDIR)) {
 		backend_maildir_deliver(s, data_maildir_done);
 		return;
@@ -422,7 +427,9 @@ envelope_failed(struct session *s, enum upstream_error err, const struct smtp_re
 		cmd_note_backend_reply(s, r);
 	session_reply(s, 451, "4.3.0", "Message could not be handed on after a filter "
 	    "changed its envelope, try again later");
-	data_finish(s, "tempfail");
+	/* The backend may hold a half-built transaction: RSET it. */
+	session_txn_end(s, "tempfail");
+	cmd_reset_upstream(s, NULL);
 	return 1;
 }
 

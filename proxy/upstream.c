@@ -67,6 +67,7 @@ struct upstream {
 	int			 uses_xclient;	/* identity by XCLIENT */
 	int			 uses_xforward;	/* identity by XFORWARD */
 	int			 in_txn;	/* MAIL accepted, not ended */
+	int			 cmd_rset;	/* the command in flight is RSET */
 	int			 counted;	/* holds a backend connection slot */
 	int			 depth;		/* inside our own callbacks */
 	int			 free_pending;	/* free once depth drops to 0 */
@@ -628,6 +629,8 @@ up_reply(struct upstream *up, const struct smtp_reply *r)
 		return;
 	case UP_COMMAND:
 		up->state = UP_READY;
+		if (up->cmd_rset && r->code == 250)
+			up->in_txn = 0;
 		up_callback(up, UPSTREAM_OK, r);
 		return;
 	case UP_XFORWARD:
@@ -759,6 +762,7 @@ upstream_command(struct upstream *up, const char *line, upstream_cb cb, void *ar
 		return;
 	}
 	up->state = UP_COMMAND;
+	up->cmd_rset = strcasecmp(line, "RSET") == 0;
 	if (strncasecmp(line, "MAIL ", 5) == 0)
 		up->in_txn = 1;	/* until RSET or a final DATA reply; harmless if refused */
 	up_write_line(up, line, up->b->conf->command_timeout_ms);
