@@ -5,6 +5,8 @@
  * 550 with what it got, so the test reads the resolver's answer in the
  * SMTP reply: "550 5.7.0 dns status=ok rcode=0 n=2 [10 mx1.example.org] ...".
  */
+#include "autoconf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
