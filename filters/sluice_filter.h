@@ -127,6 +127,9 @@ struct sluice_module {
 	void	(*on_close)(struct sluice_ctx *ctx);	/* free session state here */
 };
 
+/* What a plugin defines (built-in modules use their own names). */
+extern const struct sluice_module sluice_filter_module;
+
 /* --- Options (call from init) ------------------------------------------ */
 
 /* The instance's name (the section title); valid for the instance's life. */

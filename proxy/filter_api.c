@@ -43,6 +43,7 @@ struct deferred_call {
 	void			(*fn)(void *);	/* the filter's function */
 	void			*arg;		/* its argument */
 	struct event		*ev;		/* timer, for sluice_after */
+	struct generation	*gen;		/* held: the filter's code and instance */
 };
 
 static struct filter_instance *
@@ -294,6 +295,7 @@ deferred_timer_cb(evutil_socket_t fd, short events, void *arg)
 
 	event_free(d->ev);
 	d->fn(d->arg);
+	generation_unref(d->gen);
 	free(d);
 }
 
@@ -309,6 +311,8 @@ sluice_after(struct sluice_ctx *ctx, unsigned int ms, void (*fn)(void *), void *
 		free(d);
 		return -1;
 	}
+	d->gen = ctx->session->gen;
+	generation_ref(d->gen);
 	tv.tv_sec = ms / 1000;
 	tv.tv_usec = (ms % 1000) * 1000;
 	evtimer_add(d->ev, &tv);
