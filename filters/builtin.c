@@ -10,6 +10,7 @@
 
 static const struct sluice_module *const builtins[] = {
 	&sluice_builtin_access,
+	&sluice_builtin_relay,
 	NULL
 };
 

@@ -8,5 +8,6 @@
 #include "sluice_filter.h"
 
 extern const struct sluice_module sluice_builtin_access;	/* filters/access/access.c */
+extern const struct sluice_module sluice_builtin_relay;	/* filters/relay/relay.c */
 
 #endif /* SLUICE_BUILTIN_H */
