@@ -249,7 +249,13 @@ up_pool_take(struct backend *b, struct worker *w)
 	uint64_t		 now = monotonic_ms();
 	struct upstream		*up;
 
-	while ((up = pool->idle) != NULL) {
+	struct upstream		*next;
+
+	for (up = pool->idle; up != NULL; up = next) {
+		next = up->next;
+		/* Its RSET reply is still on the way: not ready for a new owner. */
+		if (up->state == UP_RESETTING)
+			continue;
 		upstream_pool_unlink(b, w, up);
 		if (now - up->created_ms < (uint64_t)b->conf->max_age_ms)
 			return up;

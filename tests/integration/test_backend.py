@@ -477,4 +477,33 @@ def test_smtp_sink_200_messages(tmp):
         assert sink.count() == sent, (sink.count(), sent)
 
 
+def test_pooled_connection_not_reused_before_its_rset_reply(tmp):
+    """A client leaving while an end-of-message hook waits puts its backend
+    connection back with an RSET in flight; the next session must not get
+    that connection (and the RSET's reply) until the reply came."""
+    f = {"slow": {"module": "access", "phase": "eom", "verdict": "continue",
+                  "delay": "300ms"}}
+    # the backend answers RSET late, so the window is wide open
+    script = {"rules": [{"phase": "rset", "delay": 0.5,
+                         "reply": "250 2.0.0 reset-done"}]}
+    with relay(tmp, script=script, filters=f, chain=["slow"],
+               globals={"workers": 1}) as (cap, s):
+        bad = []
+        for i in range(6):
+            with RawClient(s.port) as c:
+                hello(c)
+                c.send(b"MAIL FROM:<a@example.org>\r\n")
+                r = c.read_reply()
+                # the RSET's late reply taken for MAIL's: desynchronised
+                if r.code != 250 or "reset-done" in str(r):
+                    bad.append((i, r))
+                    continue
+                ask(c, "RCPT TO:<b@example.net>", 250)
+                ask(c, "DATA", 354)
+                c.send(BODY + b".\r\n")
+                time.sleep(0.05)    # leave while the hook still waits
+            time.sleep(0.35)        # the hook ends: RSET sent, reply pending
+        assert not bad, bad
+
+
 run_tests(globals())
