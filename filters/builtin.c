@@ -11,6 +11,7 @@
 static const struct sluice_module *const builtins[] = {
 	&sluice_builtin_access,
 	&sluice_builtin_relay,
+	&sluice_builtin_ratelimit,
 	&sluice_builtin_dmarc,
 	&sluice_builtin_authres,
 	NULL

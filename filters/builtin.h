@@ -9,6 +9,7 @@
 
 extern const struct sluice_module sluice_builtin_access;	/* filters/access/access.c */
 extern const struct sluice_module sluice_builtin_relay;	/* filters/relay/relay.c */
+extern const struct sluice_module sluice_builtin_ratelimit;	/* filters/ratelimit/ratelimit.c */
 extern const struct sluice_module sluice_builtin_dmarc;	/* filters/dmarc/dmarc.c */
 extern const struct sluice_module sluice_builtin_authres;	/* filters/authres/authres.c */
 

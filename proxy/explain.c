@@ -36,6 +36,7 @@
 #include "message.h"
 #include "pool.h"
 #include "session.h"
+#include "store.h"
 #include "util.h"
 #include "worker.h"
 
@@ -294,6 +295,7 @@ explain_run(const char *path, const struct explain_args *a)
 	free(msg);
 	workers_stop();
 	pool_stop();
+	store_shutdown();
 	generation_shutdown();
 	event_base_free(base);
 	(void)rmdir(spool);

@@ -34,6 +34,7 @@
 #include "config.h"
 #include "explain.h"
 #include "generation.h"
+#include "store.h"
 #include "listener.h"
 #include "log.h"
 #include "module.h"
@@ -151,6 +152,7 @@ check_config(const char *path, int print)
 			printf("sluice: %s: configuration is valid\n", path);
 		generation_free(g);
 	}
+	store_shutdown();
 	free(err);
 	return rc;
 }
@@ -423,6 +425,8 @@ run_daemon(void)
 	event_base_dispatch(daemon_state.base);
 	workers_stop();
 	pool_stop();
+	/* Requests still waiting on a store get their callback, then go. */
+	store_shutdown();
 	/* Every session is gone: run the filters' fini and free the config. */
 	generation_shutdown();
 	if (daemon_state.pidfile != NULL)

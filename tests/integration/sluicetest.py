@@ -1689,3 +1689,91 @@ def run_tests(namespace, argv=None):
     else:
         code = 0
     sys.exit(code)
+
+
+# ---------------------------------------------------------------- redis
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def _resp_encode(args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def _resp_read(f):
+    """One RESP2 reply from a binary file object: str for +, int for :,
+    bytes (or None) for $, list for *; an error reply raises."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionClosed("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise AssertionError("redis error: %s" % rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise ProtocolError("not a RESP reply: %r" % line)
+
+
+class RedisServer(Service):
+    """redis-server on a free loopback port (or the port given, to restart
+    one where it was), without persistence, its files in dir; stopped by
+    PID.  address is "127.0.0.1:PORT", url "redis://127.0.0.1:PORT".
+    command("GET", "k") sends one command over a fresh connection and
+    returns the reply (no redis-cli needed)."""
+
+    name = "redis-server"
+
+    def __init__(self, dir, port=None):
+        need_program(REDIS_SERVER)
+        self.dir = Path(dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(5 if port is None else 1):
+            self.port = port or free_port()
+            self._spawn([REDIS_SERVER, "--port", self.port, "--bind", "127.0.0.1",
+                         "--save", "", "--appendonly", "no",
+                         "--dir", self.dir, "--daemonize", "no",
+                         "--protected-mode", "no", "--loglevel", "warning"],
+                        self.dir / "redis.log")
+            if self._wait_ready():
+                break
+            self._terminate(5)
+        else:
+            raise HardError("redis-server did not start:\n%s" % self.log_tail())
+        self.address = "127.0.0.1:%d" % self.port
+        self.url = "redis://" + self.address
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + scaled(DEFAULT_TIMEOUT)
+        while time.monotonic() < deadline and self.running():
+            try:
+                if self.command("PING", timeout=1) == "PONG":
+                    return True
+            except (OSError, AssertionError):
+                pass
+            time.sleep(0.02)
+        return False
+
+    def command(self, *args, timeout=None):
+        with socket.create_connection(("127.0.0.1", self.port),
+                                      _default(timeout)) as s:
+            s.sendall(_resp_encode(args))
+            with s.makefile("rb") as f:
+                return _resp_read(f)
+
+
+__all__.append("RedisServer")
