@@ -14,6 +14,7 @@ static const struct sluice_module *const builtins[] = {
 	&sluice_builtin_ratelimit,
 	&sluice_builtin_dmarc,
 	&sluice_builtin_authres,
+	&sluice_builtin_dkim,
 	NULL
 };
 

@@ -12,5 +12,6 @@ extern const struct sluice_module sluice_builtin_relay;	/* filters/relay/relay.c
 extern const struct sluice_module sluice_builtin_ratelimit;	/* filters/ratelimit/ratelimit.c */
 extern const struct sluice_module sluice_builtin_dmarc;	/* filters/dmarc/dmarc.c */
 extern const struct sluice_module sluice_builtin_authres;	/* filters/authres/authres.c */
+extern const struct sluice_module sluice_builtin_dkim;	/* filters/dkim/dkim.c */
 
 #endif /* SLUICE_BUILTIN_H */
