@@ -15,6 +15,7 @@ static const struct sluice_module *const builtins[] = {
 	&sluice_builtin_dmarc,
 	&sluice_builtin_authres,
 	&sluice_builtin_dkim,
+	&sluice_builtin_spf,
 	NULL
 };
 

@@ -13,5 +13,6 @@ extern const struct sluice_module sluice_builtin_ratelimit;	/* filters/ratelimit
 extern const struct sluice_module sluice_builtin_dmarc;	/* filters/dmarc/dmarc.c */
 extern const struct sluice_module sluice_builtin_authres;	/* filters/authres/authres.c */
 extern const struct sluice_module sluice_builtin_dkim;	/* filters/dkim/dkim.c */
+extern const struct sluice_module sluice_builtin_spf;	/* filters/spf/spf.c */
 
 #endif /* SLUICE_BUILTIN_H */
