@@ -1267,7 +1267,8 @@ static const struct {
 } expected_failures[] = {
 	{ "modifier-charset-good", "libspf2 refuses '.' in a modifier name (RFC 7208 12 allows it): permerror" },
 	{ "redirect-after-mechanisms2", "redirects to the record of modifier-charset-good, same libspf2 refusal" },
-	{ "redirect-after-mechanisms1", "libspf2 calls redirect= to the record's own domain recursion (permerror) although \"~all\" means the redirect is never used (RFC 7208 6.1)" },
+	{ "redirect-after-mechanisms1", "libspf2 calls redirect= to the record's own domain recursion "
+	    "(permerror) although \"~all\" means the redirect is never used (RFC 7208 6.1)" },
 	{ "a-nxdomain", SPF_XFAIL_CIDR0 },
 	{ "a-cidr4-0", SPF_XFAIL_CIDR0 },
 	{ "a-cidr4-0-ip6", SPF_XFAIL_CIDR0 },
@@ -1286,8 +1287,10 @@ static const struct {
 	{ "cidr6-0-ip4", SPF_XFAIL_CIDR0 },
 	{ "cidr6-ip4", SPF_XFAIL_CIDR0 },
 	{ "cidr6-0", SPF_XFAIL_CIDR0 },
-	{ "macro-mania-in-domain", "the expanded name holds spaces, which sluice's resolver does not ask (proxy/dns.c dns_name_valid): the name counts as nonexistent, so fail, not pass" },
-	{ "v-macro-ip6", "the suite wants upper-case hex nibbles from %{i}; libspf2 writes lower case (RFC 7208 7.4 shows lower case; DNS ignores case): only the explanation text differs" },
+	{ "macro-mania-in-domain", "the expanded name holds spaces, which sluice's resolver does not ask "
+	    "(proxy/dns.c dns_name_valid): the name counts as nonexistent, so fail, not pass" },
+	{ "v-macro-ip6", "the suite wants upper-case hex nibbles from %{i}; libspf2 writes lower case "
+	    "(RFC 7208 7.4 shows lower case; DNS ignores case): only the explanation text differs" },
 	{ "upper-macro", "libspf2 URL-encodes with lower-case hex (%3d for %3D): only the explanation text differs" },
 	{ NULL, NULL }
 };
