@@ -16,6 +16,7 @@ static const struct sluice_module *const builtins[] = {
 	&sluice_builtin_authres,
 	&sluice_builtin_dkim,
 	&sluice_builtin_spf,
+	&sluice_builtin_milter,
 	NULL
 };
 

@@ -14,5 +14,6 @@ extern const struct sluice_module sluice_builtin_dmarc;	/* filters/dmarc/dmarc.c
 extern const struct sluice_module sluice_builtin_authres;	/* filters/authres/authres.c */
 extern const struct sluice_module sluice_builtin_dkim;	/* filters/dkim/dkim.c */
 extern const struct sluice_module sluice_builtin_spf;	/* filters/spf/spf.c */
+extern const struct sluice_module sluice_builtin_milter;	/* filters/milter/milter.c */
 
 #endif /* SLUICE_BUILTIN_H */

@@ -390,7 +390,6 @@ connect_chain_done(struct session *s, const struct chain_result *r)
 		s->flags |= SESSION_REFUSED;
 		session_reply(s, r->code >= 500 ? r->code : 554, NULL, "%s %s", l->hostname,
 		    r->text[0] != '\0' ? r->text : "Access denied");
-		session_command_done(s);
 		break;
 	default:
 		/* TEMPFAIL and DISCONNECT: 421 and close. */
