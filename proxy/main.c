@@ -508,9 +508,12 @@ main(int argc, char **argv)
 		if (ex.client == NULL || ex.helo == NULL || ex.from == NULL || ex.nto == 0) {
 			fprintf(stderr, "sluice: --explain needs --client, --helo, --from and "
 			    "at least one --to\n");
+			free(ex.to);
 			return 2;
 		}
-		return explain_run(daemon_state.config_path, &ex);
+		ch = explain_run(daemon_state.config_path, &ex);
+		free(ex.to);
+		return ch;
 	}
 	if (test || print)
 		return check_config(daemon_state.config_path, print);
