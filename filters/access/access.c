@@ -26,6 +26,7 @@
 #include <strings.h>
 
 #include "builtin.h"
+#include "common/reply.h"
 #include "sluice_filter.h"
 
 struct access {
@@ -33,9 +34,7 @@ struct access {
 	char			**patterns;	/* shell patterns, case-insensitive */
 	size_t			 npatterns;	/* how many */
 	enum sluice_verdict	 verdict;	/* answer on a match */
-	int			 code;		/* reply code, 0 = default */
-	char			 enhanced[16];	/* enhanced code */
-	char			*text;		/* reply text or NULL */
+	struct filter_reply	 reply;		/* the reply; code 0 = the default */
 	unsigned int		 delay_ms;	/* answer after this long (PENDING) */
 	char			*header_name;	/* add_header name or NULL */
 	char			*header_value;	/* add_header value */
@@ -102,23 +101,6 @@ access_parse_verdict(const char *s, enum sluice_verdict *out)
 	return -1;
 }
 
-/* "550 5.7.1 text" → code, enhanced, text. */
-static int
-access_parse_reply(struct access *a, const char *s)
-{
-	char	 enh[16];
-	int	 code, n = 0;
-
-	if (sscanf(s, "%3d %15s %n", &code, enh, &n) < 2 || n == 0 || code < 400 || code > 599)
-		return -1;
-	if (enh[0] != (char)('0' + code / 100) || enh[1] != '.')
-		return -1;
-	a->code = code;
-	snprintf(a->enhanced, sizeof(a->enhanced), "%s", enh);
-	a->text = strdup(s + n);
-	return a->text != NULL ? 0 : -1;
-}
-
 static int
 access_parse_header(struct access *a, const char *s)
 {
@@ -141,6 +123,7 @@ access_init(struct sluice_filter *f, void **instance, char *err, size_t errlen)
 {
 	struct access	*a = calloc(1, sizeof(*a));
 	const char	*s;
+	char		 why[200];
 	size_t		 i;
 
 	if (a == NULL)
@@ -152,9 +135,10 @@ access_init(struct sluice_filter *f, void **instance, char *err, size_t errlen)
 	if (access_parse_verdict(sluice_option_string(f, "verdict"), &a->verdict) == -1)
 		return snprintf(err, errlen, "verdict must be continue, accept, tempfail, "
 		    "reject, discard or disconnect"), access_fini(a), -1;
-	if ((s = sluice_option_string(f, "reply")) != NULL && access_parse_reply(a, s) == -1)
-		return snprintf(err, errlen, "reply must be \"<4xx|5xx> <x.y.z> text\" with "
-		    "matching classes"), access_fini(a), -1;
+	if ((s = sluice_option_string(f, "reply")) != NULL &&
+	    filter_reply_parse(s, &a->reply, why, sizeof(why)) == -1)
+		return snprintf(err, errlen, "reply must be " FILTER_REPLY_FORM ": %s", why),
+		    access_fini(a), -1;
 	if ((s = sluice_option_string(f, "add_header")) != NULL &&
 	    access_parse_header(a, s) == -1)
 		return snprintf(err, errlen, "add_header must be \"Name: value\""),
@@ -177,7 +161,6 @@ access_fini(void *instance)
 	for (i = 0; i < a->npatterns && a->patterns != NULL; i++)
 		free(a->patterns[i]);
 	free(a->patterns);
-	free(a->text);
 	free(a->header_name);
 	free(a->header_value);
 	free(a);
@@ -203,8 +186,8 @@ access_answer(struct sluice_ctx *ctx, const struct access *a)
 		sluice_fail(ctx, "simulated error");
 		return SLUICE_TEMPFAIL;
 	}
-	if (a->code != 0)
-		sluice_reply(ctx, a->code, a->enhanced, "%s", a->text);
+	if (a->reply.code != 0)
+		sluice_reply(ctx, a->reply.code, a->reply.enhanced, "%s", a->reply.text);
 	return a->verdict;
 }
 
@@ -219,7 +202,8 @@ access_delayed_fire(void *arg)
 	else if (a->simulate_error)
 		sluice_resume_fail(d->pending, "simulated error");
 	else
-		sluice_resume(d->pending, a->verdict, a->code, a->enhanced, a->text);
+		sluice_resume(d->pending, a->verdict, a->reply.code, a->reply.enhanced,
+		    a->reply.code != 0 ? a->reply.text : NULL);
 	free(d);
 }
 

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "builtin.h"
+#include "common/reply.h"
 #include "dmarc_from.h"
 #include "dmarc_policy.h"
 #include "dmarc_psl.h"
@@ -49,9 +50,7 @@ struct dmarc {
 	enum dmarc_action	 on_temperror;	/* DNS failures: CONTINUE or ERROR */
 	char			*qh_name;	/* quarantine header name */
 	char			*qh_value;	/* and value */
-	int			 reject_code;	/* reject_reply, 0 = default */
-	char			 reject_enhanced[16];
-	char			*reject_text;
+	struct filter_reply	 reject_reply;	/* code 0 = the default */
 };
 
 /* Per transaction, from the header fields. */
@@ -85,11 +84,11 @@ struct dmarc_outcome {
 struct dmarc_reply {
 	int			 code;
 	char			 enhanced[16];
-	char			 text[300];
+	char			 text[FILTER_REPLY_MAX + 1];
 };
 
 static int	 dmarc_parse_action(const char *, int, enum dmarc_action *);
-static int	 dmarc_parse_reply(struct dmarc *, const char *);
+static int	 dmarc_parse_reply(struct dmarc *, const char *, char *, size_t);
 static int	 dmarc_parse_header(struct dmarc *, const char *);
 static int	 dmarc_init(struct sluice_filter *, void **, char *, size_t);
 static int	 dmarc_init_actions(struct dmarc *, struct sluice_filter *, char *, size_t);
@@ -160,21 +159,21 @@ dmarc_parse_action(const char *s, int error_ok, enum dmarc_action *out)
 	return -1;
 }
 
-/* "550 5.7.1 text": a 5xx code, an enhanced code of the same class, text. */
+/* reject_reply: filter_reply_parse's form, and a 5xx code since it rejects. */
 static int
-dmarc_parse_reply(struct dmarc *d, const char *s)
+dmarc_parse_reply(struct dmarc *d, const char *s, char *err, size_t errlen)
 {
-	char	 enh[16];
-	int	 code, n = 0;
+	char	 why[200];
 
-	if (sscanf(s, "%3d %15s %n", &code, enh, &n) < 2 || n == 0 || code < 500 ||
-	    code > 599 || enh[0] != '5' || enh[1] != '.' || s[n] == '\0')
-		return -1;
-	if (strpbrk(s, "\r\n") != NULL)
-		return -1;
-	d->reject_code = code;
-	snprintf(d->reject_enhanced, sizeof(d->reject_enhanced), "%s", enh);
-	return (d->reject_text = strdup(s + n)) != NULL ? 0 : -1;
+	if (filter_reply_parse(s, &d->reject_reply, why, sizeof(why)) == -1)
+		return snprintf(err, errlen, "reject_reply must be " FILTER_REPLY_FORM ": %s",
+		    why), -1;
+	if (d->reject_reply.code / 100 != 5) {
+		d->reject_reply.code = 0;
+		return snprintf(err, errlen, "reject_reply must be a 5xx reply (\"550 5.7.1 "
+		    "text\"): a 4xx one would only defer the message"), -1;
+	}
+	return 0;
 }
 
 /* "Name: value" for the quarantine header. */
@@ -214,9 +213,8 @@ dmarc_init_actions(struct dmarc *d, struct sluice_filter *f, char *err, size_t e
 		return snprintf(err, errlen, "quarantine_header must be \"Name: value\" on "
 		    "one line"), -1;
 	if ((s = sluice_option_string(f, "reject_reply")) != NULL &&
-	    dmarc_parse_reply(d, s) == -1)
-		return snprintf(err, errlen, "reject_reply must be \"5xx 5.x.x text\" on one "
-		    "line"), -1;
+	    dmarc_parse_reply(d, s, err, errlen) == -1)
+		return -1;
 	return 0;
 }
 
@@ -245,7 +243,6 @@ dmarc_fini(void *instance)
 	dmarc_psl_free(d->psl);
 	free(d->qh_name);
 	free(d->qh_value);
-	free(d->reject_text);
 	free(d);
 }
 
@@ -521,11 +518,11 @@ dmarc_conclude(struct sluice_ctx *ctx, const struct dmarc *d, struct dmarc_outco
 			    d->qh_name);
 		return SLUICE_CONTINUE;
 	case DMARC_ACT_REJECT:
-		r->code = d->reject_code != 0 ? d->reject_code : 550;
+		r->code = d->reject_reply.code != 0 ? d->reject_reply.code : 550;
 		snprintf(r->enhanced, sizeof(r->enhanced), "%s",
-		    d->reject_code != 0 ? d->reject_enhanced : "5.7.1");
-		if (d->reject_text != NULL)
-			snprintf(r->text, sizeof(r->text), "%s", d->reject_text);
+		    d->reject_reply.code != 0 ? d->reject_reply.enhanced : "5.7.1");
+		if (d->reject_reply.code != 0)
+			snprintf(r->text, sizeof(r->text), "%s", d->reject_reply.text);
 		else if (o->ev != NULL)
 			snprintf(r->text, sizeof(r->text), "Rejected by the DMARC policy of %s",
 			    o->domain);

@@ -22,16 +22,13 @@
 #include <string.h>
 
 #include "builtin.h"
+#include "common/reply.h"
 #include "relay_addr.h"
 #include "sluice_filter.h"
 
-#define RELAY_TEXT_MAX		256
-
 struct relay {
-	struct relay_policy	 policy;		/* networks, domains, auth */
-	int			 code;			/* reply code, 4xx or 5xx */
-	char			 enhanced[16];		/* its enhanced code */
-	char			 text[RELAY_TEXT_MAX];	/* its text */
+	struct relay_policy	 policy;	/* networks, domains, auth */
+	struct filter_reply	 reply;		/* for a refused recipient */
 };
 
 static int	 relay_init(struct sluice_filter *, void **, char *, size_t);
@@ -84,13 +81,13 @@ static int
 relay_init(struct sluice_filter *f, void **instance, char *err, size_t errlen)
 {
 	struct relay	*r;
+	char		 why[200];
 
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return snprintf(err, errlen, "out of memory"), -1;
-	if (relay_reply_parse(sluice_option_string(f, "reply"), &r->code, r->enhanced,
-	    r->text, sizeof(r->text)) == -1) {
-		snprintf(err, errlen, "reply must be \"<4xx|5xx> <x.y.z> text\" with matching "
-		    "classes and a text of at most %d printable bytes", RELAY_TEXT_MAX - 1);
+	if (filter_reply_parse(sluice_option_string(f, "reply"), &r->reply, why,
+	    sizeof(why)) == -1) {
+		snprintf(err, errlen, "reply must be " FILTER_REPLY_FORM ": %s", why);
 		relay_fini(r);
 		return -1;
 	}
@@ -132,8 +129,8 @@ relay_rcpt(struct sluice_ctx *ctx)
 	}
 	sluice_log(ctx, SLUICE_LOG_INFO, "relay refused rcpt=<%s> client=%s reason=%s",
 	    shown, client != NULL ? client : "-", relay_reason_name(why));
-	sluice_reply(ctx, r->code, r->enhanced, "%s", r->text);
-	return r->code / 100 == 4 ? SLUICE_TEMPFAIL : SLUICE_REJECT;
+	sluice_reply(ctx, r->reply.code, r->reply.enhanced, "%s", r->reply.text);
+	return r->reply.code / 100 == 4 ? SLUICE_TEMPFAIL : SLUICE_REJECT;
 }
 
 const struct sluice_module sluice_builtin_relay = {

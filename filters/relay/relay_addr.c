@@ -1,7 +1,7 @@
 /*
- * relay_addr.c - the pure half of the relay filter: CIDR networks, the
- * local domain set, the analysis of a recipient and the decision.  See
- * relay_addr.h.
+ * relay_addr.c - the pure half of the relay filter: the client networks
+ * (parsed by filters/common/net.c), the local domain set, the analysis of
+ * a recipient and the decision.  See relay_addr.h.
  *
  * The recipient is hostile text.  It is read once, left to right, with
  * ASCII-only comparisons (no locale may change a verdict), and nothing is
@@ -14,11 +14,7 @@
  */
 #include "autoconf.h"
 
-#include <sys/socket.h>
-
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,16 +22,11 @@
 #include "relay_addr.h"
 
 #define RELAY_LABEL_MAX		63
-#define RELAY_NET_TEXT_MAX	64	/* "[ffff:...:255.255.255.255]/128" fits */
 
 static int	 relay_lower(int);
 static int	 relay_is_letdig(int);
 static int	 relay_is_atext(int);
 static int	 relay_bytes_equal_nocase(const char *, const char *, size_t);
-static int	 relay_prefix_parse(const char *, unsigned int, unsigned int *);
-static void	 relay_net_unmap(struct relay_net *);
-static int	 relay_net_host_bits_clear(const struct relay_net *);
-static int	 relay_net_contains(const struct relay_net *, int, const unsigned char *);
 static int	 relay_domain_syntax(const char *, size_t);
 static int	 relay_strings_push(char ***, size_t *, size_t *, char *);
 static int	 relay_strcmp_sort(const void *, const void *);
@@ -90,140 +81,6 @@ relay_bytes_equal_nocase(const char *a, const char *b, size_t n)
 		if (relay_lower((unsigned char)a[i]) != relay_lower((unsigned char)b[i]))
 			return 0;
 	return 1;
-}
-
-/* --- Networks ------------------------------------------------------------ */
-
-/* Decimal digits only, no sign, at most max.  0 or -1. */
-static int
-relay_prefix_parse(const char *s, unsigned int max, unsigned int *out)
-{
-	unsigned int	 v = 0;
-	size_t		 i;
-
-	if (*s == '\0' || strlen(s) > 3)
-		return -1;
-	for (i = 0; s[i] != '\0'; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (unsigned int)(s[i] - '0');
-	}
-	if (v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-/* ::ffff:a.b.c.d/96+ is an IPv4 network: that is how clients show up on [::]. */
-static void
-relay_net_unmap(struct relay_net *n)
-{
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
-	if (n->family != AF_INET6 || n->prefix < 96 || memcmp(n->addr, mapped, 12) != 0)
-		return;
-	memmove(n->addr, n->addr + 12, 4);
-	memset(n->addr + 4, 0, 12);
-	n->family = AF_INET;
-	n->prefix -= 96;
-}
-
-static int
-relay_net_host_bits_clear(const struct relay_net *n)
-{
-	unsigned int	 bytes = n->family == AF_INET ? 4 : 16, i;
-
-	for (i = 0; i < bytes; i++) {
-		unsigned int	 first = i * 8;
-		unsigned char	 mask;
-
-		if (first + 8 <= n->prefix)
-			continue;
-		mask = first >= n->prefix ? 0xff : (unsigned char)(0xff >> (n->prefix - first));
-		if (n->addr[i] & mask)
-			return 0;
-	}
-	return 1;
-}
-
-int
-relay_net_parse(const char *s, struct relay_net *out, char *err, size_t errlen)
-{
-	char		 buf[RELAY_NET_TEXT_MAX], *slash, *a;
-	unsigned int	 max;
-	size_t		 len;
-
-	memset(out, 0, sizeof(*out));
-	if ((len = strlen(s)) == 0 || len >= sizeof(buf))
-		return snprintf(err, errlen, "networks: \"%.80s\" is not an address or "
-		    "address/prefix", s), -1;
-	memcpy(buf, s, len + 1);
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash++ = '\0';
-	a = buf;
-	/* "[2001:db8::]/32", as Postfix's mynetworks writes IPv6. */
-	if (a[0] == '[' && (len = strlen(a)) > 2 && a[len - 1] == ']') {
-		a[len - 1] = '\0';
-		a++;
-	}
-	if (inet_pton(AF_INET, a, out->addr) == 1)
-		out->family = AF_INET;
-	else if (inet_pton(AF_INET6, a, out->addr) == 1)
-		out->family = AF_INET6;
-	else
-		return snprintf(err, errlen, "networks: \"%.80s\" is not an address or "
-		    "address/prefix", s), -1;
-	max = out->family == AF_INET ? 32 : 128;
-	out->prefix = max;
-	if (slash != NULL && relay_prefix_parse(slash, max, &out->prefix) == -1)
-		return snprintf(err, errlen, "networks: \"%.80s\": the prefix must be a "
-		    "number from 1 to %u", s, max), -1;
-	if (!relay_net_host_bits_clear(out))
-		return snprintf(err, errlen, "networks: \"%.80s\" has bits set past the "
-		    "prefix; write the network address", s), -1;
-	relay_net_unmap(out);
-	if (out->prefix == 0)
-		return snprintf(err, errlen, "networks: \"%.80s\" would let every client "
-		    "relay; leave the relay filter out of the chain instead", s), -1;
-	return 0;
-}
-
-static int
-relay_net_contains(const struct relay_net *n, int family, const unsigned char *addr)
-{
-	unsigned int	 full = n->prefix / 8, rest = n->prefix % 8;
-	unsigned char	 mask;
-
-	if (n->family != family || memcmp(n->addr, addr, full) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(0xff << (8 - rest));
-	return (addr[full] & mask) == n->addr[full];
-}
-
-int
-relay_net_match(const struct relay_net *nets, size_t n, const char *address)
-{
-	struct relay_net	 client;
-	size_t			 i;
-
-	if (address == NULL)
-		return 0;
-	memset(&client, 0, sizeof(client));
-	if (inet_pton(AF_INET, address, client.addr) == 1) {
-		client.family = AF_INET;
-		client.prefix = 32;
-	} else if (inet_pton(AF_INET6, address, client.addr) == 1) {
-		client.family = AF_INET6;
-		client.prefix = 128;
-		relay_net_unmap(&client);
-	} else
-		return 0;	/* "unix:/path", a scoped address: in no network */
-	for (i = 0; i < n; i++)
-		if (relay_net_contains(&nets[i], client.family, client.addr))
-			return 1;
-	return 0;
 }
 
 /* --- Domain sets --------------------------------------------------------- */
@@ -315,11 +172,16 @@ relay_policy_add_domain(struct relay_policy *p, const char *s, char *err, size_t
 int
 relay_policy_add_network(struct relay_policy *p, const char *s, char *err, size_t errlen)
 {
-	struct relay_net	 n, *nv;
+	struct filter_net	 n, *nv;
+	char			 why[256];
 	size_t			 ncap;
+	int			 rc;
 
-	if (relay_net_parse(s, &n, err, errlen) == -1)
-		return -1;
+	if ((rc = filter_net_parse(s, &n, why, sizeof(why))) == FILTER_NET_ALL)
+		return snprintf(err, errlen, "networks: \"%.80s\" would let every client "
+		    "relay; leave the relay filter out of the chain instead", s), -1;
+	if (rc == -1)
+		return snprintf(err, errlen, "networks: %s", why), -1;
 	if (p->nnets == p->nets_cap) {
 		ncap = p->nets_cap ? p->nets_cap * 2 : 4;
 		if ((nv = reallocarray(p->nets, ncap, sizeof(*nv))) == NULL)
@@ -542,7 +404,7 @@ enum relay_reason
 relay_decide(const struct relay_policy *p, const char *client, int authenticated,
     const char *rcpt)
 {
-	if (relay_net_match(p->nets, p->nnets, client))
+	if (filter_net_match(p->nets, p->nnets, client))
 		return RELAY_ALLOW_NETWORK;
 	if (authenticated && p->allow_authenticated)
 		return RELAY_ALLOW_AUTH;
@@ -563,41 +425,7 @@ relay_reason_name(enum relay_reason reason)
 	return relay_reason_names[reason];
 }
 
-/* --- Replies and logs ---------------------------------------------------- */
-
-int
-relay_reply_parse(const char *s, int *code, char *enhanced, char *text, size_t textlen)
-{
-	const char	*p = s, *e;
-	size_t		 i, digits;
-
-	if (p[0] < '4' || p[0] > '5' || p[1] < '0' || p[1] > '9' || p[2] < '0' ||
-	    p[2] > '9' || p[3] != ' ')
-		return -1;
-	*code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-	/* class "." subject "." detail, each 1-3 digits; class = the code's. */
-	e = p + 4;
-	if (e[0] != p[0] || e[1] != '.')
-		return -1;
-	for (i = 2, digits = 0; e[i] >= '0' && e[i] <= '9'; i++)
-		digits++;
-	if (digits == 0 || digits > 3 || e[i] != '.')
-		return -1;
-	for (i++, digits = 0; e[i] >= '0' && e[i] <= '9'; i++)
-		digits++;
-	if (digits == 0 || digits > 3 || e[i] != ' ')
-		return -1;
-	memcpy(enhanced, e, i);
-	enhanced[i] = '\0';
-	p = e + i + 1;
-	if (*p == '\0' || strlen(p) >= textlen)
-		return -1;
-	for (i = 0; p[i] != '\0'; i++)
-		if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-			return -1;
-	memcpy(text, p, i + 1);
-	return 0;
-}
+/* --- Logs ---------------------------------------------------------------- */
 
 void
 relay_log_rcpt(const char *rcpt, char *out)

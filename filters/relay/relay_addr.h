@@ -4,6 +4,9 @@
  * and the relay decision.  Nothing here knows about sessions; everything
  * is testable on its own (tests/unit/test_relay.c).
  *
+ * Client networks are filters/common/net.h's; this file adds the relay's
+ * own rule, that no network may be /0.
+ *
  * A recipient is "plain local" when it is local@domain with a clean local
  * part (no '%', no '!', no quoted '@', '%' or '!'), no source route, and a
  * domain name (not an address literal, no trailing dot) in the set.
@@ -18,6 +21,8 @@
 #define SLUICE_RELAY_ADDR_H
 
 #include <stddef.h>
+
+#include "common/net.h"
 
 /* Longest domain name (RFC 5321 4.5.3.1.2) and how much of a rcpt a log shows. */
 #define RELAY_DOMAIN_MAX	255
@@ -42,16 +47,9 @@ enum relay_reason {
 	RELAY_REFUSE_NOT_LOCAL		/* a clean address, domain not local */
 };
 
-/* One entry of networks: an address and a prefix length. */
-struct relay_net {
-	int		 family;	/* AF_INET or AF_INET6 */
-	unsigned char	 addr[16];	/* network bytes, host bits zero */
-	unsigned int	 prefix;	/* significant bits */
-};
-
 /* Everything a decision needs; built at init, read-only afterwards. */
 struct relay_policy {
-	struct relay_net *nets;		/* client networks that may relay */
+	struct filter_net *nets;	/* client networks that may relay */
 	size_t		 nnets;		/* how many */
 	size_t		 nets_cap;	/* allocated */
 	char		**exact;	/* local domains, lower case, sorted */
@@ -64,17 +62,9 @@ struct relay_policy {
 };
 
 /*
- * Parse "192.0.2.0/24", "2001:db8::/32", "[2001:db8::]/32" or a bare
- * address (a host: /32, /128).  An IPv4-mapped IPv6 network of /96 or
- * more is stored as IPv4.  Returns 0, or -1 with a sentence in err (host
- * bits set, prefix out of range, /0, not an address).
+ * Append one network (filter_net_parse's rules; a /0 is refused too).
+ * 0, or -1 with "networks: sentence" in err.
  */
-int	 relay_net_parse(const char *s, struct relay_net *out, char *err, size_t errlen);
-
-/* 1 if the address text (as sluice_client_address gives it) is in one of nets. */
-int	 relay_net_match(const struct relay_net *nets, size_t n, const char *address);
-
-/* Append one network (relay_net_parse's rules).  0, or -1 with err. */
 int	 relay_policy_add_network(struct relay_policy *p, const char *s, char *err,
 	    size_t errlen);
 
@@ -125,15 +115,6 @@ int	 relay_reason_refused(enum relay_reason reason);
 
 /* "network", "authenticated", "local", "postmaster", "empty", "source-route", ... */
 const char *relay_reason_name(enum relay_reason reason);
-
-/*
- * Parse a reply option "554 5.7.1 Relay access denied": code 4xx or 5xx,
- * an enhanced code of the same class (x.y.z, RFC 3463), then text without
- * control characters.  enhanced must hold 16 bytes, text textlen.
- * 0, or -1 when the string is not of that form.
- */
-int	 relay_reply_parse(const char *s, int *code, char *enhanced, char *text,
-	    size_t textlen);
 
 /*
  * A recipient made safe for a log line "rcpt=<...>": control bytes, '<'

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "builtin.h"
+#include "common/net.h"
 #include "sluice_filter.h"
 #include "spf_check.h"
 #include "spf_policy.h"
@@ -47,7 +48,7 @@ struct spf_conf {
 	struct spf_action	 helo_fail;	/* on_helo_fail */
 	int			 check_helo;	/* check the HELO identity too */
 	int			 received_header;	/* add Received-SPF at EOM */
-	struct spf_net		*skip;		/* skip_networks */
+	struct filter_net	*skip;		/* skip_networks */
 	size_t			 nskip;		/* entries */
 	char			*receiver;	/* this host's name (%{r}) */
 	char			*explanation;	/* default explanation */
@@ -205,17 +206,17 @@ spf_init_networks(struct sluice_filter *f, struct spf_conf *c, char *err, size_t
 {
 	size_t		 i, n = sluice_option_list_count(f, "skip_networks");
 	const char	*s;
+	char		 why[256];
 
 	if (n == 0)
 		return 0;
 	if ((c->skip = calloc(n, sizeof(*c->skip))) == NULL)
 		return snprintf(err, errlen, "out of memory"), -1;
 	for (i = 0; i < n; i++) {
-		s = sluice_option_list_item(f, "skip_networks", i);
-		if (s == NULL || spf_net_parse(s, &c->skip[i]) == -1)
-			return snprintf(err, errlen, "skip_networks: \"%.64s\" is not an "
-			    "address or network (192.0.2.0/24, 2001:db8::/32)",
-			    s != NULL ? s : ""), -1;
+		if ((s = sluice_option_list_item(f, "skip_networks", i)) == NULL)
+			s = "";
+		if (filter_net_parse(s, &c->skip[i], why, sizeof(why)) != 0)
+			return snprintf(err, errlen, "skip_networks: %s", why), -1;
 	}
 	c->nskip = n;
 	return 0;
@@ -318,7 +319,7 @@ spf_mail(struct sluice_ctx *ctx)
 		sluice_log(ctx, SLUICE_LOG_DEBUG, "spf skipped: client has no IP address");
 		return SLUICE_CONTINUE;
 	}
-	if (spf_net_match(c->skip, c->nskip, ip)) {
+	if (filter_net_match(c->skip, c->nskip, ip)) {
 		sluice_log(ctx, SLUICE_LOG_DEBUG, "spf skipped client=%s: skip_networks", ip);
 		return SLUICE_CONTINUE;
 	}

@@ -1,6 +1,6 @@
 /*
  * spf_policy.c - the pure parts of the spf filter: result names, the
- * policy table entries and their reply templates, skip_networks, domain
+ * policy table entries and their reply templates, address and domain
  * checks, log quoting and the Received-SPF field.  See spf_policy.h.
  */
 #include "autoconf.h"
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/reply.h"
 #include "spf_policy.h"
 
 #define SPF_FIELD_VALUE_MAX	200	/* bytes of one template field value */
@@ -126,46 +127,26 @@ spf_default_reply(enum spf_outcome outcome, int for_helo, enum sluice_verdict ve
 	return 0;
 }
 
-/* "550 5.7.23 text": code, enhanced code of the same class, then text. */
+/* "550 5.7.23 text": filter_reply_parse's, with a sentence naming the keywords. */
 static int
 spf_reply_parse(const char *s, struct spf_action *action, char *err, size_t errlen)
 {
-	const char	*p = s, *e;
-	size_t		 n;
+	struct filter_reply	 r;
+	char			 why[200];
 
-	if (strlen(s) > SPF_TEMPLATE_MAX)
-		return snprintf(err, errlen, "reply is longer than %d bytes",
-		    SPF_TEMPLATE_MAX), -1;
-	if ((p[0] != '4' && p[0] != '5') || p[1] < '0' || p[1] > '9' || p[2] < '0' ||
-	    p[2] > '9' || p[3] != ' ')
-		goto bad;
-	action->code = (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
-	action->verdict = p[0] == '4' ? SLUICE_TEMPFAIL : SLUICE_REJECT;
-	p += 4;
-	if (p[0] != s[0] || p[1] != '.')
-		goto bad;
-	e = p + 2;
-	for (n = 0; n < 2; n++) {
-		const char	*digits = e;
-
-		while (*e >= '0' && *e <= '9')
-			e++;
-		if (e == digits || e - digits > 3 || *e != (n == 0 ? '.' : ' '))
-			goto bad;
-		e++;
+	if (filter_reply_parse(s, &r, why, sizeof(why)) == -1) {
+		/* "discard", "" : a wrong keyword, not a broken reply. */
+		if (s[0] < '0' || s[0] > '9')
+			return snprintf(err, errlen, "must be continue, reject, tempfail or a "
+			    "reply " FILTER_REPLY_FORM), -1;
+		return snprintf(err, errlen, "must be continue, reject, tempfail or a reply "
+		    FILTER_REPLY_FORM ": %s", why), -1;
 	}
-	memcpy(action->enhanced, p, (size_t)(e - 1 - p));
-	action->enhanced[e - 1 - p] = '\0';
-	while (*e == ' ')
-		e++;
-	if (*e == '\0')
-		goto bad;
-	snprintf(action->text, sizeof(action->text), "%s", e);
+	action->verdict = r.code / 100 == 4 ? SLUICE_TEMPFAIL : SLUICE_REJECT;
+	action->code = r.code;
+	snprintf(action->enhanced, sizeof(action->enhanced), "%s", r.enhanced);
+	snprintf(action->text, sizeof(action->text), "%s", r.text);
 	return 0;
-bad:
-	snprintf(err, errlen, "must be continue, reject, tempfail or a reply \"<4xx|5xx> "
-	    "<x.y.z> text\" whose code and enhanced code have the same class");
-	return -1;
 }
 
 int
@@ -264,73 +245,6 @@ spf_append_safe(char *out, size_t outlen, size_t len, const char *s, size_t max)
 	}
 	out[len] = '\0';
 	return len;
-}
-
-int
-spf_net_parse(const char *s, struct spf_net *net)
-{
-	char		 buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned int	 max, i;
-	long		 prefix;
-
-	if (strlen(s) >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, strlen(s) + 1);
-	memset(net, 0, sizeof(*net));
-	if ((slash = strchr(buf, '/')) != NULL)
-		*slash++ = '\0';
-	if (inet_pton(AF_INET, buf, net->addr) == 1) {
-		net->family = AF_INET;
-		max = 32;
-	} else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
-		net->family = AF_INET6;
-		max = 128;
-	} else
-		return -1;
-	prefix = max;
-	if (slash != NULL) {
-		if (*slash < '0' || *slash > '9')
-			return -1;
-		prefix = strtol(slash, &end, 10);
-		if (*end != '\0' || prefix < 0 || prefix > (long)max)
-			return -1;
-	}
-	net->prefix = (unsigned int)prefix;
-	for (i = net->prefix; i < max; i++)
-		net->addr[i / 8] &= (unsigned char)~(0x80u >> (i % 8));
-	return 0;
-}
-
-static int
-spf_net_contains(const struct spf_net *net, const unsigned char *addr)
-{
-	unsigned int	 full = net->prefix / 8, rest = net->prefix % 8;
-	unsigned char	 mask;
-
-	if (memcmp(net->addr, addr, full) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(0xffu << (8 - rest));
-	return (addr[full] & mask) == net->addr[full];
-}
-
-int
-spf_net_match(const struct spf_net *nets, size_t n, const char *ip)
-{
-	char		 text[INET6_ADDRSTRLEN];
-	unsigned char	 addr[16];
-	int		 family;
-	size_t		 i;
-
-	if (ip == NULL || (family = spf_ip_normalize(ip, text, sizeof(text))) == -1)
-		return 0;
-	if (inet_pton(family, text, addr) != 1)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (nets[i].family == family && spf_net_contains(&nets[i], addr))
-			return 1;
-	return 0;
 }
 
 int

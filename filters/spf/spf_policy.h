@@ -1,7 +1,8 @@
 /*
  * spf_policy.h - the pure parts of the spf filter: SPF result names, the
- * policy table (what each result does), reply templates, the network list
- * of skip_networks, domain checks and the text of the Received-SPF field.
+ * policy table (what each result does), reply templates, domain checks
+ * and the text of the Received-SPF field.  Full replies are parsed by
+ * filters/common/reply.c, skip_networks by filters/common/net.c.
  * No session, no libspf2, no sluice_* calls: the unit test links it alone.
  *
  * Strings handed in are not kept unless said; every output goes into a
@@ -54,13 +55,6 @@ struct spf_vars {
 	const char	*explanation;	/* the domain's explanation (fail), else "" */
 };
 
-/* One network of skip_networks. */
-struct spf_net {
-	int		 family;	/* AF_INET or AF_INET6 */
-	unsigned char	 addr[16];	/* network, host bits cleared */
-	unsigned int	 prefix;	/* prefix length in bits */
-};
-
 /* "pass", "fail", ...; NULL for a value out of range. */
 const char	*spf_outcome_name(enum spf_outcome outcome);
 /* "mailfrom" or "helo". */
@@ -70,9 +64,10 @@ const char	*spf_identity_name(enum spf_identity identity);
  * Parse one policy table entry for outcome: "continue", "reject",
  * "tempfail" (each keyword brings the reply this outcome gets by default;
  * for_helo picks the HELO wording) or a full reply "550 5.7.23 text"
- * whose code class, enhanced class and verdict agree (4xx tempfails, 5xx
- * rejects).  The text is checked as a template.  Returns 0, or -1 with a
- * sentence in err.
+ * (filter_reply_parse's rules; 4xx tempfails, 5xx rejects).  The text is
+ * checked as a template.  Returns 0, or -1 with a sentence in err that
+ * starts with "must be" or "reply" (the caller puts the option name in
+ * front).
  */
 int	 spf_action_parse(const char *spec, enum spf_outcome outcome, int for_helo,
 	    struct spf_action *action, char *err, size_t errlen);
@@ -91,19 +86,6 @@ int	 spf_template_check(const char *tmpl, char *err, size_t errlen);
  */
 void	 spf_template_expand(const char *tmpl, const struct spf_vars *vars, char *out,
 	    size_t outlen);
-
-/*
- * Parse "192.0.2.0/24", "2001:db8::/32" or a bare address (a host
- * route).  Returns 0, or -1 when it is not a network.
- */
-int	 spf_net_parse(const char *s, struct spf_net *net);
-
-/*
- * Whether the address text ip is in one of the n networks.  An
- * IPv4-mapped IPv6 address (::ffff:192.0.2.1) matches IPv4 networks.
- * Returns 1, or 0 (also for text that is not an address).
- */
-int	 spf_net_match(const struct spf_net *nets, size_t n, const char *ip);
 
 /*
  * The address to check, in canonical text: an IPv4-mapped IPv6 address

@@ -386,8 +386,10 @@ def test_bad_config_refused(tmp):
          r"reject, tempfail or a reply"),
         ({"on_softfail": "discard"}, r"on_softfail must be"),
         ({"on_none": "550 5.7.1 no {nosuch} field"}, r"on_none reply text may name"),
-        ({"skip_networks": ["10.0.0.0/33"]}, r"skip_networks: \"10\.0\.0\.0/33\" "
-         r"is not an address or network"),
+        ({"skip_networks": ["10.0.0.0/33"]}, r"skip_networks: \"10\.0\.0\.0/33\": "
+         r"the prefix must be a number from 1 to 32"),
+        ({"skip_networks": ["192.0.2.7/24"]}, r"skip_networks: \"192\.0\.2\.7/24\" "
+         r"has bits set past the prefix; write the network address, 192\.0\.2\.0/24"),
         ({"explanation": "bad %{q} macro"}, r"invalid macro letter"),
         ({"max_void_lookups": 1000}, r"max_void_lookups must be"),
         ({"max_time": "10ms"}, r"max_time must be"),
