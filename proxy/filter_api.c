@@ -236,6 +236,9 @@ sluice_log(struct sluice_ctx *ctx, enum sluice_log_level level, const char *fmt,
 	char	 msg[2048];
 	va_list	 ap;
 
+	/* Below the level: not even formatted (filters log per message). */
+	if ((int)level < (int)log_get_level())
+		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);

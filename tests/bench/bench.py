@@ -1,18 +1,21 @@
 #!/usr/bin/python3
 """bench - what does putting sluice in the path cost?
 
-Runs Postfix's smtp-source against Postfix's smtp-sink directly, and the
+Runs Postfix's smtp-source against Postfix's smtp-sink directly, the
 same through sluice (no filters, received_header = false, backend = the
-same smtp-sink), interleaved round by round on loopback, and reports
-medians as a Markdown table.  See README.md in this directory.
+same smtp-sink), and through a second sluice running the filter chain
+relay, ratelimit, spf and dkim (chain.py; DNS from the integration
+tests' dns_server.py), interleaved round by round on loopback, and
+reports medians as Markdown tables.  See README.md in this directory.
 
     tests/bench/bench.py [--quick] [--rounds N] [--messages N]
                          [--sluice PATH] [--out FILE] [--pin]
-                         [--no-callgrind]
+                         [--no-callgrind] [--no-chain | --chain-only]
 
 Every process it starts is stopped by PID at the end, also on failure;
 every wait has a time bound.  Standard library only (plus the integration
-harness in ../integration/sluicetest.py).
+harness in ../integration/sluicetest.py; its dns_server.py, a process of
+its own, needs python3-dnslib, and the signed message needs openssl).
 """
 
 import argparse
@@ -28,26 +31,29 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration"))
 import sluicetest  # noqa: E402
-from sluicetest import Sluice, TempDir, free_port, make_config, reachable  # noqa: E402
+from sluicetest import (DnsServer, Sluice, TempDir, free_port,  # noqa: E402
+                        make_config, reachable)
+import chain  # noqa: E402
 
 SMTP_SOURCE = "/usr/sbin/smtp-source"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 IDLE_CLIENTS = HERE / "idle_clients.py"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-HELO = "bench.test"
+HELO = chain.HELO
 SMALL = 4096
 LARGE = 1024 * 1024
 
 TARGET_RATIO = 0.85        # proxied / direct msg/s, small messages
+TARGET_CHAIN = 0.50        # sluice+chain / direct msg/s, small messages
 TARGET_ADDED_MS = 0.2      # added median latency per transaction
 TARGET_IDLE_KIB = 16.0     # RSS per idle session
+CALLGRIND_WARM = 20        # messages before the ones callgrind counts
 
 
 class BenchError(Exception):
@@ -221,31 +227,42 @@ def start_sink(tmp):
     return p, port
 
 
-def sluice_config(tmp, sink_port, ncpu, idle=0):
-    port = free_port()
+def sluice_config(tmp, sink_port, ncpu, idle=0, dns=None, level="warning",
+                  port=None, limit=chain.RATE_LIMIT, banner=None):
+    """The config: no filters, or with dns (a forwarder, "127.0.0.1@N")
+    the chain of chain.py (ratelimit's limit: limit) and a resolver asking
+    only that server."""
+    port = port or free_port()
     g = {"hostname": "sluice.bench",
          "spool_dir": str(tmp / "spool"),
          "workers": ncpu,
          "max_connections": max(2000, idle + 1000),
          "max_connections_per_ip": 0,
-         "log": {"target": "stderr", "level": "warning"},
+         "log": {"target": "stderr", "level": level},
          "limits": {"idle_timeout": sluicetest.Raw("15m")}}
     if os.geteuid() == 0:
         g["user"] = "nobody"
+    listener = {"listen": ["127.0.0.1:%d" % port], "backend": "sink",
+                "received_header": False, "banner": banner}
+    filters = None
+    if dns:
+        g["resolver"] = chain.resolver(dns)
+        listener["chain"] = list(chain.INSTANCES)
+        filters = chain.filters(limit)
     return make_config(
-        globals=g,
-        listeners={"in": {"listen": ["127.0.0.1:%d" % port],
-                          "backend": "sink", "received_header": False}},
+        globals=g, listeners={"in": listener}, filters=filters,
         backends={"sink": {"type": "smtp",
                            "servers": ["127.0.0.1:%d" % sink_port]}})
 
 
-def start_sluice(workdir, sink_port, cpus, idle=0):
-    """sluice with one worker per CPU in cpus, all its threads on cpus."""
+def start_sluice(workdir, sink_port, cpus, idle=0, dns=None,
+                 level="warning"):
+    """sluice with one worker per CPU in cpus, all its threads on cpus
+    (with dns: the chain; see sluice_config)."""
     workdir.mkdir(parents=True, exist_ok=True)
     reachable(workdir)
-    s = Sluice(sluice_config(workdir, sink_port, len(cpus), idle), workdir,
-               defaults=False, start=False)
+    s = Sluice(sluice_config(workdir, sink_port, len(cpus), idle, dns,
+                             level), workdir, defaults=False, start=False)
     s.start(ready=None)
     wait_greeting(s.port, 15, s.running)
     for tid in os.listdir("/proc/%d/task" % s.pid):
@@ -284,9 +301,13 @@ class CallgrindSluice(Sluice):
 
 # ---------------------------------------------------------------- measurements
 
-def smtp_source(tmp, port, sessions, count, size, persistent, timeout):
-    """One smtp-source run: seconds taken; fails unless every reply was 2xx."""
-    cmd = [SMTP_SOURCE, "-s", sessions, "-m", count, "-l", size, "-M", HELO]
+def smtp_source(tmp, port, sessions, count, size, persistent, timeout,
+                msgfile=None):
+    """One smtp-source run: seconds taken; fails unless every reply was
+    2xx.  Its own message of size bytes, or with msgfile that file's."""
+    cmd = [SMTP_SOURCE, "-s", sessions, "-m", count, "-M", HELO,
+           "-f", chain.SENDER, "-t", chain.RECIPIENT]
+    cmd += ["-F", msgfile] if msgfile else ["-l", size]
     if persistent:
         cmd.append("-d")
     cmd.append("127.0.0.1:%d" % port)
@@ -305,16 +326,19 @@ def tail(path, lines=5):
         return ""
 
 
-def throughput_run(ctx, port, count, size, sessions, persistent, proxied):
-    """One timed smtp-source run, with CPU of sink, sluice and client."""
+def throughput_run(ctx, path, count, size, sessions, persistent,
+                   msgfile=None):
+    """One timed smtp-source run on path (direct, proxied, chain), with
+    CPU of sink, sluice and client."""
     pids = {"sink": ctx.sink.pid}
-    if proxied:
-        pids["sluice"] = ctx.sluice.pid
+    if path in ctx.sluices:
+        pids["sluice"] = ctx.sluices[path].pid
     before = {k: cpu_split(v) for k, v in pids.items()}
     client = children_cpu()
-    timeout = 60 + count * size / 5e6 + count / 100
-    elapsed = smtp_source(ctx.tmp, port, sessions, count, size, persistent,
-                          timeout)
+    timeout = 60 + count * size / 5e6 + count / 50
+    elapsed = smtp_source(ctx.tmp, ctx.port(path), sessions, count, size,
+                          persistent, timeout, msgfile)
+    ctx.sent[path] = ctx.sent.get(path, 0) + count
     r = {"seconds": elapsed, "msgs": count / elapsed,
          "mbs": count * size / elapsed / 1e6,
          "client_cpu": children_cpu() - client}
@@ -384,9 +408,9 @@ def latency_pair(ports, warmup, count, body):
 
 
 def one_transaction(sock, buf, body):
-    sock.sendall(b"MAIL FROM:<bench@bench.test>\r\n")
+    sock.sendall(b"MAIL FROM:<%s>\r\n" % chain.SENDER.encode())
     expect(sock, buf, 250)
-    sock.sendall(b"RCPT TO:<sink@bench.test>\r\n")
+    sock.sendall(b"RCPT TO:<%s>\r\n" % chain.RECIPIENT.encode())
     expect(sock, buf, 250)
     sock.sendall(b"DATA\r\n")
     expect(sock, buf, 354)
@@ -396,8 +420,8 @@ def one_transaction(sock, buf, body):
 
 def message_body(size):
     """A message of about size bytes, 80-byte lines, ending CRLF . CRLF."""
-    head = b"From: <bench@bench.test>\r\nTo: <sink@bench.test>\r\n" \
-        b"Subject: bench\r\n\r\n"
+    head = b"From: <%s>\r\nTo: <%s>\r\nSubject: bench\r\n\r\n" % (
+        chain.SENDER.encode(), chain.RECIPIENT.encode())
     line = b"X" * 78 + b"\r\n"
     n = max(1, (size - len(head)) // len(line))
     return head + line * n + b".\r\n"
@@ -419,6 +443,20 @@ class Context:
         self.load_cpus, self.sluice_cpus = split_cpus(args.pin)
         self.results = {}  # metric -> {"direct": [...], "proxied": [...]}
         self.noise = None  # CPU share of others and steal, over the rounds
+        # Paths measured in each round: smtp-sink directly, through
+        # sluice without filters ("proxied", also self.sluice) and
+        # through sluice with the chain of chain.py ("chain").
+        self.paths = ["direct", "proxied"]
+        if not args.no_chain:
+            self.paths.append("chain")
+        self.sluices = {}  # path -> Sluice
+        self.sent = {}     # path -> messages smtp-source sent through it
+        self.dns = None    # DnsServer for the chain
+        self.chain = {}    # what chain_setup() made and found
+
+    def port(self, path):
+        return self.sink_port if path == "direct" else \
+            self.sluices[path].port
 
     def add(self, metric, path, value):
         self.results.setdefault(metric, {}).setdefault(path, []).append(
@@ -435,19 +473,19 @@ def both_paths(ctx, fn):
     fn(ctx.sluice.port, True)
 
 
-def round_throughput(ctx, key, count, size, sessions, persistent):
-    def one(port, proxied):
-        path = "proxied" if proxied else "direct"
-        r = throughput_run(ctx, port, count, size, sessions, persistent,
-                           proxied)
+def round_throughput(ctx, key, count, size, sessions, persistent,
+                     paths=None, msgfile=None):
+    """One run per path, in the order of ctx.paths (or paths)."""
+    for path in paths or ctx.paths:
+        r = throughput_run(ctx, path, count, size, sessions, persistent,
+                           msgfile)
         ctx.add(key + ".msgs", path, r["msgs"])
         ctx.add(key + ".mbs", path, r["mbs"])
         ctx.add(key + ".sink_cpu", path, r["sink_cpu"] * 1000 / count)
         ctx.add(key + ".client_cpu", path, r["client_cpu"] * 1000 / count)
-        if proxied:
+        if "sluice_cpu" in r:
             for m in ("sluice_cpu", "sluice_ucpu", "sluice_scpu"):
                 ctx.add(key + "." + m, path, r[m] * 1000 / count)
-    both_paths(ctx, one)
 
 
 def round_latency(ctx):
@@ -512,8 +550,11 @@ def machine_ticks():
 def our_cpu(ctx):
     """CPU seconds of everything the rounds run: us, children, daemons."""
     me = resource.getrusage(resource.RUSAGE_SELF)
+    pids = [ctx.sink.pid] + [s.pid for s in ctx.sluices.values()]
+    if ctx.dns is not None:
+        pids.append(ctx.dns.pid)
     return me.ru_utime + me.ru_stime + children_cpu() + \
-        cpu_seconds(ctx.sink.pid) + cpu_seconds(ctx.sluice.pid)
+        sum(cpu_seconds(p) for p in pids)
 
 
 def run_rounds(ctx):
@@ -531,15 +572,24 @@ def run_rounds(ctx):
 def rounds(ctx):
     a = ctx.args
     progress("warm-up")
-    for port in (ctx.sink_port, ctx.sluice.port):
-        smtp_source(ctx.tmp, port, a.sessions, min(500, a.messages), SMALL,
-                    False, 60)
+    for path in ctx.paths:
+        n = min(500, a.messages)
+        smtp_source(ctx.tmp, ctx.port(path), a.sessions, n, SMALL, False, 60)
+        ctx.sent[path] = ctx.sent.get(path, 0) + n
+    signed = ctx.chain.get("msgfile") if "chain" in ctx.paths else None
     for r in range(a.rounds):
         progress("round %d/%d" % (r + 1, a.rounds))
         round_throughput(ctx, "small", a.messages, SMALL, a.sessions, False)
         round_throughput(ctx, "smallp", a.messages, SMALL, a.sessions, True)
+        if signed:
+            round_throughput(ctx, "signedp", a.messages,
+                             ctx.chain["msgsize"], a.sessions, True,
+                             msgfile=signed)
+        if a.chain_only:
+            continue
         round_throughput(ctx, "large", a.large_messages, LARGE,
-                         a.large_sessions, True)
+                         a.large_sessions, True,
+                         paths=("direct", "proxied"))
         round_latency(ctx)
 
 
@@ -615,6 +665,110 @@ def stop_sluice(s):
         progress("sluice stop: %s" % str(e).splitlines()[0])
 
 
+# ---------------------------------------------------------------- chain
+
+def chain_setup(ctx):
+    """The DNS server, the signed message, a check run at log level debug
+    showing that every filter of the chain ran, then the sluice measured
+    (log level warning, like the one without filters)."""
+    tmp = ctx.tmp / "chain"
+    tmp.mkdir()
+    reachable(tmp)
+    record = None
+    try:
+        msgfile, record, size = chain.signed_message(tmp, SMALL)
+        ctx.chain.update(msgfile=msgfile, msgsize=size)
+    except (OSError, subprocess.SubprocessError) as e:
+        ctx.chain["unsigned_only"] = str(e)
+        progress("chain: no signed messages: %s" % e)
+    ctx.dns = DnsServer(tmp / "dns", chain.zone(record))
+    progress("chain: check run (log level debug)")
+    check_chain(ctx, tmp / "check")
+    ctx.sluices["chain"] = start_sluice(tmp / "sluice", ctx.sink_port,
+                                        ctx.sluice_cpus, dns=ctx.dns.forwarder)
+
+
+def check_chain(ctx, work):
+    """Two unsigned messages (two connections) and the signed one through
+    a chain sluice at debug level; its log must show every filter at work
+    on each, or the benchmark would measure a broken chain."""
+    s = start_sluice(work, ctx.sink_port, ctx.sluice_cpus,
+                     dns=ctx.dns.forwarder, level="debug")
+    signed = 0
+    try:
+        smtp_source(ctx.tmp, s.port, 1, 2, SMALL, False, 60)
+        if ctx.chain.get("msgfile"):
+            smtp_source(ctx.tmp, s.port, 1, 1, 0, False, 60,
+                        ctx.chain["msgfile"])
+            signed = 1
+    finally:
+        stop_sluice(s)
+    problems, summary = chain.check_log(s.log(), 2, signed)
+    if problems:
+        raise BenchError("the chain did not run as it should (log %s): %s"
+                         % (s.log_path, "; ".join(problems)))
+    ctx.chain["checked"] = summary
+
+
+def chain_after(ctx):
+    """After the rounds: what the measured chain sluice logged (at level
+    warning: nothing, normally), how many DNS questions it asked, and
+    whether ratelimit counted every message (chain_count_check)."""
+    s = ctx.sluices["chain"]
+    ctx.chain["log_lines"] = [l for l in s.log().splitlines() if l.strip()]
+    ctx.chain["dns_queries"] = len(ctx.dns.queries())
+    chain_count_check(ctx, s)
+
+
+def chain_count_check(ctx, s):
+    """The memory store keeps its counts across a reload (and a reload
+    does not change the log level, so the count cannot be read from the
+    log): reload with limit = messages sent through the chain so far + 1
+    and a new banner (seen in the greeting: the reload is done); then one
+    more message must pass and the next be refused at MAIL."""
+    n = ctx.sent["chain"]
+    banner = "ESMTP sluice bench, counted %d" % n
+    s.reload(sluice_config(s.workdir, ctx.sink_port, len(ctx.sluice_cpus),
+                           dns=ctx.dns.forwarder, port=s.port,
+                           limit=n + 1, banner=banner), defaults=False)
+    deadline = time.monotonic() + 20
+    while greeting(s.port).find(banner.encode()) < 0:
+        if time.monotonic() > deadline or not s.running():
+            raise BenchError("the chain sluice did not reload (log %s)" %
+                             s.log_path)
+        time.sleep(0.1)
+    sock, buf = smtp_open(s.port)
+    try:
+        try:
+            one_transaction(sock, buf, message_body(SMALL))
+        except BenchError as e:
+            raise BenchError("ratelimit: message %d with limit %d: %s (it "
+                             "counted more messages than were sent?)" % (
+                                 n + 1, n + 1, e))
+        ctx.sent["chain"] += 1
+        sock.sendall(b"MAIL FROM:<%s>\r\n" % chain.SENDER.encode())
+        code = read_reply(sock, buf)
+    finally:
+        sock.close()
+    if code != 451:
+        raise BenchError("ratelimit: message %d answered %d at MAIL with "
+                         "limit %d, wanted 451: it did not count every "
+                         "message" % (n + 2, code, n + 1))
+    ctx.chain["counted"] = n + 1
+
+
+def greeting(port):
+    """The greeting line of a new connection (b"" when there is none)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), 5) as sock:
+            sock.settimeout(5)
+            line = sock.recv(512)
+            sock.sendall(b"QUIT\r\n")
+            return line
+    except OSError:
+        return b""
+
+
 # ---------------------------------------------------------------- callgrind
 
 def callgrind_totals(path):
@@ -626,8 +780,9 @@ def callgrind_totals(path):
     raise BenchError("no totals in %s" % path)
 
 
-def callgrind_run(ctx, name, count, persistent):
-    """Instructions sluice executes for start + count messages + stop."""
+def callgrind_run(ctx, name, count, persistent, dns=None, msgfile=None):
+    """Instructions sluice executes for start + count messages + stop
+    (with dns: the chain; with msgfile: that message)."""
     work = ctx.tmp / ("cg-" + name)
     work.mkdir()
     reachable(work)
@@ -638,13 +793,14 @@ def callgrind_run(ctx, name, count, persistent):
     out.chmod(0o666)
     if os.geteuid() == 0:
         os.chown(out, pwd.getpwnam("nobody").pw_uid, -1)
-    s = CallgrindSluice(sluice_config(work, ctx.sink_port, 1), work, out)
+    s = CallgrindSluice(sluice_config(work, ctx.sink_port, 1, dns=dns),
+                        work, out)
     try:
         s.start(ready=None)
         wait_greeting(s.port, 120, s.running)
         if count:
             smtp_source(ctx.tmp, s.port, 1, count, SMALL, persistent,
-                        120 + count)
+                        120 + count, msgfile)
         rc = s.stop(120)
     except AssertionError as e:
         raise BenchError("sluice under callgrind: %s" % e)
@@ -657,19 +813,50 @@ def callgrind_run(ctx, name, count, persistent):
     return callgrind_totals(out)
 
 
-def callgrind(ctx):
+def callgrind(ctx, errors):
+    """{"plain": {...}, "chain": {...}}: instructions per message of the
+    config without filters and of the chain, each as far as it got."""
     if not os.access("/usr/bin/valgrind", os.X_OK):
         return None
-    n = ctx.args.callgrind_messages
-    progress("callgrind: start/stop only")
-    base = callgrind_run(ctx, "zero", 0, True)
-    progress("callgrind: %d messages, one persistent session" % n)
-    persist = callgrind_run(ctx, "persistent", n, True)
-    res = {"base": base, "count": n, "persistent": (persist - base) / n}
+    configs = []
+    if not ctx.args.chain_only:
+        configs.append(("plain", None))
+    if "chain" in ctx.paths:
+        configs.append(("chain", ctx.dns.forwarder))
+    res = {}
+    for label, dns in configs:
+        try:
+            res[label] = callgrind_config(ctx, label, dns)
+        except (BenchError, OSError) as e:
+            errors.append("callgrind %s: %s" % (label, e))
+    return res
+
+
+def callgrind_config(ctx, label, dns):
+    """Instructions per message in each mode: a run of W + n messages
+    minus a run of the first W alone, divided by n.  The W warm-up
+    messages carry what happens once (the first DNS answers through
+    dns_server.py and their caching, the pool threads' first jobs,
+    libspf2's per-thread server, the first DKIM key), so only the steady
+    per-message cost is left; the first W are reported too."""
+    n, w = ctx.args.callgrind_messages, CALLGRIND_WARM
+    progress("callgrind %s: start/stop only" % label)
+    res = {"count": n, "warm": w,
+           "zero": callgrind_run(ctx, label + "-zero", 0, True, dns)}
+    modes = [("persistent", True, None, "one persistent session")]
     if not ctx.args.quick:
-        progress("callgrind: %d messages, one connection each" % n)
-        fresh = callgrind_run(ctx, "fresh", n, False)
-        res["fresh"] = (fresh - base) / n
+        modes.append(("fresh", False, None, "one connection each"))
+    if dns and ctx.chain.get("msgfile"):
+        modes.append(("signed", True, ctx.chain["msgfile"],
+                      "signed, one persistent session"))
+    for key, persistent, msgfile, what in modes:
+        progress("callgrind %s: %d + %d messages, %s" % (label, w, n, what))
+        warm = callgrind_run(ctx, "%s-%s-warm" % (label, key), w,
+                             persistent, dns, msgfile)
+        full = callgrind_run(ctx, "%s-%s" % (label, key), w + n,
+                             persistent, dns, msgfile)
+        res[key] = (full - warm) / n
+        res[key + "_first"] = (warm - res["zero"]) / w
     return res
 
 
@@ -782,19 +969,127 @@ def memory_rows(mem):
          "", "", ""]]
 
 
+CALLGRIND_ROWS = (
+    ("persistent", "instructions / msg, %(n)d msgs after %(w)d, "
+     "1 persistent session"),
+    ("fresh", "instructions / msg, 1 connection each"),
+    ("signed", "instructions / msg, DKIM-signed, 1 persistent session"),
+    ("persistent_first", "instructions / msg of the first %(w)d "
+     "(subtracted), 1 persistent session"),
+    ("zero", "start-up + stop"))
+
+
 def callgrind_rows(cg, skipped):
-    if cg is None:
+    if not cg:
         why = "skipped" if skipped else "failed or no valgrind"
         return [["callgrind instructions / message", "–", why, "", "", ""]]
-    rows = [["callgrind: instructions / msg, %d msgs, 1 persistent session"
-             % cg["count"], "–", "{:,.0f}".format(cg["persistent"]), "", "",
-             ""]]
-    if "fresh" in cg:
-        rows.append(["callgrind: instructions / msg, 1 connection each", "–",
-                     "{:,.0f}".format(cg["fresh"]), "", "", ""])
-    rows.append(["callgrind: start-up + stop (subtracted)", "–",
-                 "{:,.0f}".format(cg["base"]), "", "", ""])
+    names = {"n": cg["count"], "w": cg["warm"]}
+    return [["callgrind: " + what % names, "–", "{:,.0f}".format(cg[k]), "",
+             "", ""] for k, what in CALLGRIND_ROWS if k in cg]
+
+
+def chain_ratio_row(ctx, label, key, fmt, target):
+    """direct, sluice, sluice+chain; chain ÷ direct (against target) and
+    chain ÷ sluice."""
+    d, p, c = (med(ctx, key, path) for path in ("direct", "proxied",
+                                                 "chain"))
+    of_direct = "%.1f %%" % (100 * c / d) if c and d else "–"
+    of_plain = "%.1f %%" % (100 * c / p) if c and p else "–"
+    goal = res = ""
+    if target is not None:
+        goal = "≥ %d %%" % round(100 * target)
+        res = verdict(c / d >= target if c and d else None)
+    return [label] + [spread(ctx, key, path, fmt) for path in (
+        "direct", "proxied", "chain")] + [of_direct, of_plain, goal, res]
+
+
+def chain_cpu_rows(ctx, key, what):
+    """Sluice CPU (and what the chain adds), then sink and client CPU."""
+    p = med(ctx, key + ".sluice_cpu", "proxied")
+    c = med(ctx, key + ".sluice_cpu", "chain")
+    u = med(ctx, key + ".sluice_ucpu", "chain")
+    sy = med(ctx, key + ".sluice_scpu", "chain")
+    added = ""
+    if p and c:
+        added = "+%.3f s (× %.2f)" % (c - p, c / p)
+    split = "" if u is None else "chain: user %.3f + sys %.3f" % (u, sy)
+    rows = [["%s: sluice CPU s / 1000 msg" % what, "–",
+             spread(ctx, key + ".sluice_cpu", "proxied", "%.3f"),
+             spread(ctx, key + ".sluice_cpu", "chain", "%.3f"), split, added,
+             "", ""]]
+    for who, name in (("sink", "smtp-sink"), ("client", "smtp-source")):
+        rows.append(chain_ratio_row(ctx, "%s: %s CPU s / 1000 msg" % (
+            what, name), "%s.%s_cpu" % (key, who), "%.3f", None))
     return rows
+
+
+def chain_callgrind_rows(cg, skipped):
+    plain, ch = (cg or {}).get("plain") or {}, (cg or {}).get("chain")
+    if not ch:
+        why = "skipped" if skipped else "failed or no valgrind"
+        return [["callgrind instructions / message", "–", "–", why, "", "",
+                 "", ""]]
+    names = {"n": ch["count"], "w": ch["warm"]}
+    rows = []
+    for k, what in CALLGRIND_ROWS:
+        if k not in ch:
+            continue
+        # The signed message costs sluice without filters what any other
+        # 4 KiB message does.
+        p = plain.get("persistent" if k == "signed" else k)
+        added = "+{:,.0f} (× {:.2f})".format(ch[k] - p, ch[k] / p) if p \
+            else ""
+        rows.append(["callgrind: " + what % names, "–",
+                     "{:,.0f}".format(p) if p else "–",
+                     "{:,.0f}".format(ch[k]), "", added, "", ""])
+    return rows
+
+
+def chain_rows(ctx):
+    a = ctx.args
+    small = "4 KiB × %d, %d sessions" % (a.messages, a.sessions)
+    rows = [
+        chain_ratio_row(ctx, "%s, 1 msg/connection: msg/s" % small,
+                        "small.msgs", "%.0f", TARGET_CHAIN),
+        chain_ratio_row(ctx, "%s, persistent (-d): msg/s" % small,
+                        "smallp.msgs", "%.0f", TARGET_CHAIN)]
+    signed = "4 KiB DKIM-signed (rsa-sha256, 2048 bits) × %d, %d " \
+        "sessions, persistent (-d)" % (a.messages, a.sessions)
+    if ctx.chain.get("msgfile"):
+        rows.append(chain_ratio_row(ctx, "%s: msg/s" % signed,
+                                    "signedp.msgs", "%.0f", None))
+    rows += chain_cpu_rows(ctx, "small", "1 msg/connection")
+    rows += chain_cpu_rows(ctx, "smallp", "persistent")
+    if ctx.chain.get("msgfile"):
+        rows += chain_cpu_rows(ctx, "signedp", "signed, persistent")
+    return rows
+
+
+def chain_head(ctx):
+    c = ctx.chain
+    head = [["chain", "relay (local domain %s), ratelimit (messages per "
+             "IP, memory store, limit 10^12 per %s), spf (skip_networks = "
+             "{}; MAIL FROM %s and HELO %s: %s), dkim (verify)" % (
+                 chain.RECIPIENT.split("@")[1], chain.RATE_WINDOW,
+                 chain.SENDER, chain.HELO, chain.SPF_RECORD)],
+            ["check run (log level debug)", c.get("checked", "–")]]
+    if "unsigned_only" in c:
+        head.append(["signed messages", "left out: %s" % c["unsigned_only"]])
+    if "counted" in c:
+        head.append(["ratelimit after the rounds", "reloaded with limit = "
+                     "%d (the messages sent through the chain + 1): "
+                     "message %d passed, %d got 451 at MAIL, so every "
+                     "message was counted" % (c["counted"], c["counted"],
+                                              c["counted"] + 1)])
+    if "dns_queries" in c:
+        head.append(["DNS", "dns_server.py, TTL %d s: %d questions during "
+                     "the whole run (answers are cached per worker)" % (
+                         chain.DNS_TTL, c["dns_queries"])])
+    if c.get("log_lines"):
+        head.append(["chain sluice log (level warning)",
+                     "%d lines, first: %s" % (len(c["log_lines"]),
+                                              c["log_lines"][0][:200])])
+    return head
 
 
 def table(header, rows):
@@ -828,15 +1123,25 @@ def report(ctx, mem, cg, errors):
         ["load average at start", "%.2f" % i["load"][0]],
         ["CPU not ours during the rounds", noise_note(ctx.noise)],
         ["sluice", i["version"]],
-        ["run", "%d rounds, direct and proxied interleaved; medians, "
-         "(min–max) over rounds%s" % (a.rounds, ", --quick" if a.quick
-                                      else "")],
+        ["run", "%d rounds, %s interleaved; medians, (min–max) over "
+         "rounds%s%s" % (a.rounds, ", ".join(ctx.paths),
+                         ", --quick" if a.quick else "",
+                         ", --chain-only" if a.chain_only else "")],
         ["CPUs", cpu_note(ctx)]]
-    text = ["# sluice benchmark", "", table(["", ""], head), "",
-            table(["metric", "direct", "through sluice",
-                   "ratio / difference", "target", "result"],
-                  metric_rows(ctx) + memory_rows(mem) +
-                  callgrind_rows(cg, a.no_callgrind))]
+    text = ["# sluice benchmark", "", table(["", ""], head)]
+    if not a.chain_only:
+        text += ["", table(["metric", "direct", "through sluice",
+                            "ratio / difference", "target", "result"],
+                           metric_rows(ctx) + memory_rows(mem) +
+                           callgrind_rows((cg or {}).get("plain"),
+                                          a.no_callgrind))]
+    if "chain" in ctx.paths:
+        text += ["", "## sluice+chain", "", table(["", ""], chain_head(ctx)),
+                 "", table(["metric", "direct", "sluice", "sluice+chain",
+                            "chain ÷ direct", "chain ÷ sluice", "target",
+                            "result"],
+                           chain_rows(ctx) +
+                           chain_callgrind_rows(cg, a.no_callgrind))]
     n = ctx.noise
     if n and (n["other"] > 0.1 or n["steal"] > 0.05):
         text += ["", "Note: other work used the machine during the rounds; "
@@ -866,6 +1171,13 @@ def parse_args(argv):
     ap.add_argument("--pin", action="store_true",
                     help="sluice on the second half of the CPUs, clients and "
                     "smtp-sink on the first half")
+    only = ap.add_mutually_exclusive_group()
+    only.add_argument("--no-chain", action="store_true",
+                      help="leave out sluice+chain (relay, ratelimit, spf, "
+                      "dkim)")
+    only.add_argument("--chain-only", action="store_true",
+                      help="only the small-message rounds (direct, sluice, "
+                      "sluice+chain) and the chain's callgrind counts")
     a = ap.parse_args(argv)
     full = {"rounds": 5, "messages": 20000, "sessions": 20,
             "large_messages": 200, "large_sessions": 4, "warmup": 200,
@@ -892,27 +1204,51 @@ def check_programs(binary):
 
 def run(ctx):
     """All measurements; returns (memory, callgrind, errors)."""
+    try:
+        return run_all(ctx)
+    finally:
+        for s in ctx.sluices.values():
+            if s.running():
+                stop_sluice(s)
+        if ctx.dns is not None and ctx.dns.running():
+            ctx.dns.stop(10)
+
+
+def run_all(ctx):
     errors, mem, cg = [], None, None
     ctx.sink, ctx.sink_port = start_sink(ctx.tmp)
     ctx.sluice = start_sluice(ctx.tmp / "sluice", ctx.sink_port,
                               ctx.sluice_cpus)
+    ctx.sluices["proxied"] = ctx.sluice
+    if "chain" in ctx.paths:
+        try:
+            chain_setup(ctx)
+        except (BenchError, OSError, AssertionError,
+                sluicetest.HardError) as e:
+            errors.append("chain set-up: %s" % e)
+            ctx.paths.remove("chain")
     try:
         run_rounds(ctx)
-    except (BenchError, OSError) as e:
+    except (BenchError, OSError, AssertionError) as e:
         errors.append("rounds: %s" % e)
+    else:
+        if "chain" in ctx.paths:
+            try:
+                chain_after(ctx)
+            except (BenchError, OSError, AssertionError) as e:
+                errors.append("chain after the rounds: %s" % e)
     finally:
-        stop_sluice(ctx.sluice)
-    for name, fn in (("memory", idle_memory), ("callgrind", callgrind)):
-        if name == "callgrind" and ctx.args.no_callgrind:
-            continue
-        progress(name)
+        for s in ctx.sluices.values():
+            stop_sluice(s)
+    if not ctx.args.chain_only:
+        progress("memory")
         try:
-            if name == "memory":
-                mem = fn(ctx)
-            else:
-                cg = fn(ctx)
+            mem = idle_memory(ctx)
         except (BenchError, OSError) as e:
-            errors.append("%s: %s" % (name, e))
+            errors.append("memory: %s" % e)
+    if not ctx.args.no_callgrind:
+        progress("callgrind")
+        cg = callgrind(ctx, errors)
     return mem, cg, errors
 
 
