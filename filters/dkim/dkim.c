@@ -614,6 +614,8 @@ static enum dkimf_lookup
 dkimf_answer_key(const struct sluice_dns_answer *ans, char *text, size_t len, char *why,
     size_t whylen)
 {
+	if (whylen > 0)
+		why[0] = '\0';
 	switch (ans->status) {
 	case SLUICE_DNS_OK:
 		return dkimf_txt_pick(ans->records, ans->count, text, len, why, whylen);
