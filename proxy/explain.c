@@ -13,42 +13,24 @@
 #include "autoconf.h"
 
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/event.h>
-
-#include "backend.h"
 #include "chain.h"
 #include "config.h"
-#include "connlimit.h"
 #include "explain.h"
 #include "generation.h"
 #include "log.h"
 #include "message.h"
-#include "pool.h"
+#include "offline.h"
 #include "session.h"
-#include "store.h"
 #include "util.h"
-#include "worker.h"
 
 #define EXPLAIN_REPLY_WAIT_MS	(10 * 60 * 1000)	/* the chain has its own timeouts */
-
-struct explain_start {
-	int			 fd;
-	struct sockaddr_storage	 sa;
-	socklen_t		 salen;
-	struct generation	*g;
-	struct listener_gen	*lg;
-};
 
 struct explain_client {
 	int		 fd;
@@ -56,14 +38,12 @@ struct explain_client {
 	size_t		 len;
 };
 
-static struct config_backend	 explain_backend_conf;
-static struct backend		 explain_backend;
-
 static void	 explain_trace(struct session *, const char *, enum sluice_phase,
 		    enum sluice_verdict, enum sluice_verdict, int, const char *, const char *,
 		    int);
 static int	 explain_dialogue(struct explain_client *, const struct explain_args *,
 		    const char *, size_t);
+static int	 explain_deliver(struct session *, struct message *);
 
 /* --- The chain's verdicts, as they happen (worker thread) ----------------- */
 
@@ -95,7 +75,7 @@ explain_trace(struct session *s, const char *filter, enum sluice_phase phase,
 }
 
 /* The backend's stand-in: print what it would have got, answer 250. */
-void
+static int
 explain_deliver(struct session *s, struct message *msg)
 {
 	struct txn	*t = s->txn;
@@ -112,59 +92,10 @@ explain_deliver(struct session *s, struct message *msg)
 			printf("    %s: %s\n", name, value);
 	fflush(stdout);
 	funlockfile(stdout);
+	return 0;
 }
 
 /* --- Start-up ------------------------------------------------------------- */
-
-static void
-explain_start_cb(void *arg)
-{
-	struct explain_start	*st = arg;
-	struct connlimit_key	 key;
-
-	if (connlimit_take(st->g->cfg, st->lg, (struct sockaddr *)&st->sa, &key) != CONNLIMIT_OK) {
-		close(st->fd);
-		generation_unref(st->g);
-		free(st);
-		return;
-	}
-	session_accept(worker_current(), st->fd, (struct sockaddr *)&st->sa, st->salen, st->g,
-	    st->lg, &key);
-	free(st);
-}
-
-static int
-explain_address(const char *ip, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in	*sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(49152);
-		*len = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(49152);
-		*len = sizeof(*sin6);
-		return 0;
-	}
-	return -1;
-}
-
-static struct listener_gen *
-explain_listener(struct generation *g, const char *name)
-{
-	size_t	 i;
-
-	for (i = 0; i < g->nlisteners; i++)
-		if (name == NULL || strcmp(g->listeners[i].conf->name, name) == 0)
-			return &g->listeners[i];
-	return NULL;
-}
 
 /* The message from stdin in wire form: CRLF line ends, dot-stuffed. */
 static char *
@@ -223,13 +154,13 @@ explain_run(const char *path, const struct explain_args *a)
 {
 	struct generation	*g;
 	struct listener_gen	*lg;
-	struct explain_start	*st;
+	struct sockaddr_storage	 sa;
+	socklen_t		 salen;
 	struct explain_client	 c;
-	struct event_base	*base;
 	char			*err = xcalloc(1, CONFIG_ERR_MAX), *msg, spool[] =
 				    "/tmp/sluice-explain-XXXXXX";
 	size_t			 msglen;
-	int			 sv[2], rc;
+	int			 rc;
 
 	if ((g = generation_build(path, err, CONFIG_ERR_MAX)) == NULL) {
 		fprintf(stderr, "%s%ssluice: %s: configuration is not valid\n", err,
@@ -238,25 +169,22 @@ explain_run(const char *path, const struct explain_args *a)
 		return 3;
 	}
 	free(err);
-	if ((lg = explain_listener(g, a->listener)) == NULL) {
+	if ((lg = offline_listener(g, a->listener)) == NULL) {
 		fprintf(stderr, "sluice: --explain: no listener %s%s%s in %s\n",
 		    a->listener ? "\"" : "", a->listener ? a->listener : "", a->listener ? "\"" : "",
 		    path);
 		generation_free(g);
 		return 3;
 	}
-	st = xcalloc(1, sizeof(*st));
-	if (explain_address(a->client, &st->sa, &st->salen) == -1) {
+	if (offline_address(a->client, 49152, &sa, &salen) == -1) {
 		fprintf(stderr, "sluice: --explain: --client \"%s\" is not an IP address\n",
 		    a->client);
-		free(st);
 		generation_free(g);
 		return 3;
 	}
 	if ((msg = explain_read_message(&msglen, (size_t)lg->conf->limits.message_size + 1)) ==
 	    NULL) {
 		fprintf(stderr, "sluice: --explain: reading the message: %s\n", strerror(errno));
-		free(st);
 		generation_free(g);
 		return 3;
 	}
@@ -265,39 +193,21 @@ explain_run(const char *path, const struct explain_args *a)
 		fatal("mkdtemp");
 	free(g->cfg->spool_dir);
 	g->cfg->spool_dir = xstrdup(spool);
-	explain_backend_conf.name = "explain";
-	explain_backend_conf.type = CONFIG_BACKEND_EXPLAIN;
-	explain_backend.conf = &explain_backend_conf;
-	lg->backend = &explain_backend;
-	log_set_level((enum log_level)g->cfg->log_level);
+	offline_standin(g, lg, 1);
+	offline_deliver_hook = explain_deliver;
 	log_init("sluice", 1, 0);
-	signal(SIGPIPE, SIG_IGN);
-	worker_threads_init();
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	worker_main_init(base);
-	pool_start((int)g->cfg->pool_threads);
-	workers_start(1);
-	generation_set_current(g);
+	offline_start(g, 1);
 	chain_trace = explain_trace;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
-		fatal("socketpair");
-	st->fd = sv[1];
-	st->g = generation_acquire();
-	st->lg = lg;
-	worker_post(worker_get(0), explain_start_cb, st);
 	memset(&c, 0, sizeof(c));
-	c.fd = sv[0];
+	if ((c.fd = offline_session(generation_acquire(), lg, (struct sockaddr *)&sa, salen,
+	    NULL)) == -1)
+		fatal("socketpair");
 	printf("explain: config=%s listener=%s client=%s helo=%s\n", path, lg->conf->name,
 	    a->client, a->helo);
 	rc = explain_dialogue(&c, a, msg, msglen);
 	close(c.fd);
 	free(msg);
-	workers_stop();
-	pool_stop();
-	store_shutdown();
-	generation_shutdown();
-	event_base_free(base);
+	offline_stop();
 	(void)rmdir(spool);
 	return rc;
 }

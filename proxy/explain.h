@@ -7,9 +7,6 @@
 
 #include <stddef.h>
 
-struct message;
-struct session;
-
 struct explain_args {
 	const char	*listener;	/* NULL = the first */
 	const char	*client;	/* IP address */
@@ -25,8 +22,5 @@ struct explain_args {
  * config or the arguments are wrong (said on stderr).
  */
 int	 explain_run(const char *config_path, const struct explain_args *args);
-
-/* The stand-in backend: print the final envelope and header section. */
-void	 explain_deliver(struct session *s, struct message *msg);
 
 #endif /* SLUICE_EXPLAIN_H */

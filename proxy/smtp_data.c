@@ -17,12 +17,12 @@
 #include <time.h>
 
 #include "backend.h"
-#include "explain.h"
 #include "backend_maildir.h"
 #include "chain.h"
 #include "generation.h"
 #include "log.h"
 #include "message.h"
+#include "offline.h"
 #include "session.h"
 #include "smtp_cmd.h"
 #include "smtp_cmd_int.h"
@@ -365,7 +365,12 @@ data_deliver(struct session *s)
 		return;
 	}
 	if (cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN)) {
-		explain_deliver(s, t->msg);
+		/* sluice --explain, sluice-milter: the stand-in's hook decides. */
+		if (offline_deliver(s, t->msg) == -1) {
+			session_reply(s, 451, "4.3.0", "Local error, try again later");
+			data_finish(s, "tempfail");
+			return;
+		}
 		session_reply(s, 250, "2.0.0", "Ok: explained, not delivered");
 		data_finish(s, "accepted");
 		return;
