@@ -9,6 +9,8 @@
  *		rcpt_remove = { "b@x" }		sluice_rcpt_remove each
  *		mail_change = "new@x"		sluice_mail_change
  *		header_remove = "X-Drop"	sluice_header_remove(name, 1)
+ *		body_replace = "text"		sluice_body_replace with text, each
+ *						bare "\n" in it sent as CRLF
  *		authres = "spf pass smtp.mailfrom=x"
  *		pending = yes			do it all from a sluice_after()
  *						timer while the EOM hook is PENDING
@@ -36,6 +38,8 @@ struct envprobe {
 	size_t		  nremove;
 	char		 *mail;		/* mail_change or NULL */
 	char		 *header;	/* header_remove or NULL */
+	char		 *body;		/* body_replace, LF made CRLF, or NULL */
+	size_t		  bodylen;
 	char		 *method;	/* authres: method, result, props (or NULL) */
 	char		 *result;
 	char		 *props;
@@ -53,6 +57,7 @@ static int	 envprobe_init(struct sluice_filter *, void **, char *, size_t);
 static void	 envprobe_fini(void *);
 static char	**envprobe_list(struct sluice_filter *, const char *, size_t *);
 static char	*envprobe_string(struct sluice_filter *, const char *);
+static char	*envprobe_crlf(const char *, size_t *);
 static int	 envprobe_authres_option(struct envprobe *, const char *, char *, size_t);
 static void	 envprobe_apply(struct sluice_ctx *, struct envprobe *, const char *);
 static void	 envprobe_authres_seen(struct sluice_ctx *, struct envprobe *, const char *);
@@ -68,6 +73,7 @@ static const struct sluice_option envprobe_options[] = {
 	{ "rcpt_remove", SLUICE_OPT_STRING_LIST, NULL, 0, "recipients to remove at EOM" },
 	{ "mail_change", SLUICE_OPT_STRING, NULL, 0, "new sender at EOM" },
 	{ "header_remove", SLUICE_OPT_STRING, NULL, 0, "header field to remove at EOM" },
+	{ "body_replace", SLUICE_OPT_STRING, NULL, 0, "new body at EOM (LF sent as CRLF)" },
 	{ "authres", SLUICE_OPT_STRING, NULL, 0, "\"method result [props]\" to record at MAIL" },
 	{ "pending", SLUICE_OPT_BOOL, "no", 0, "act from a timer while EOM is PENDING" },
 	{ "outside", SLUICE_OPT_BOOL, "no", 0, "try the changes at MAIL, RCPT, DATA too" },
@@ -95,6 +101,24 @@ envprobe_string(struct sluice_filter *f, const char *name)
 	const char	*v = sluice_option_string(f, name);
 
 	return v != NULL ? strdup(v) : NULL;
+}
+
+/* The body option with each bare LF made CRLF, as the hook wants its data. */
+static char *
+envprobe_crlf(const char *v, size_t *len)
+{
+	char	*out, *p;
+
+	if (v == NULL || (out = malloc(strlen(v) * 2 + 1)) == NULL)
+		return NULL;
+	for (p = out; *v != '\0'; v++) {
+		if (*v == '\n' && (p == out || p[-1] != '\r'))
+			*p++ = '\r';
+		*p++ = *v;
+	}
+	*p = '\0';
+	*len = (size_t)(p - out);
+	return out;
 }
 
 /* "spf pass smtp.mailfrom=x" -> method, result, props (the rest). */
@@ -133,6 +157,7 @@ envprobe_init(struct sluice_filter *f, void **instance, char *err, size_t errlen
 	ep->remove = envprobe_list(f, "rcpt_remove", &ep->nremove);
 	ep->mail = envprobe_string(f, "mail_change");
 	ep->header = envprobe_string(f, "header_remove");
+	ep->body = envprobe_crlf(sluice_option_string(f, "body_replace"), &ep->bodylen);
 	ep->pending = sluice_option_bool(f, "pending");
 	ep->outside = sluice_option_bool(f, "outside");
 	if (ep->add == NULL || ep->remove == NULL) {
@@ -161,6 +186,7 @@ envprobe_fini(void *instance)
 	free(ep->remove);
 	free(ep->mail);
 	free(ep->header);
+	free(ep->body);
 	free(ep->method);
 	free(ep->result);
 	free(ep->props);
@@ -193,6 +219,11 @@ envprobe_apply(struct sluice_ctx *ctx, struct envprobe *ep, const char *phase)
 		rc = sluice_header_remove(ctx, ep->header, 1);
 		sluice_log(ctx, SLUICE_LOG_INFO, "envprobe phase=%s op=header_remove arg=%s rc=%d",
 		    phase, ep->header, rc);
+	}
+	if (ep->body != NULL) {
+		rc = sluice_body_replace(ctx, (const unsigned char *)ep->body, ep->bodylen);
+		sluice_log(ctx, SLUICE_LOG_INFO, "envprobe phase=%s op=body_replace arg=%zu rc=%d",
+		    phase, ep->bodylen, rc);
 	}
 	if (ep->method != NULL)
 		envprobe_authres_seen(ctx, ep, phase);
