@@ -24,6 +24,7 @@
 #include "message.h"
 #include "pool.h"
 #include "session.h"
+#include "smtp_parse.h"
 #include "sluice_filter.h"
 #include "util.h"
 #include "worker.h"
@@ -533,17 +534,25 @@ sluice_header_remove(struct sluice_ctx *ctx, const char *name, size_t index)
 
 /* --- Envelope changes ----------------------------------------------------- */
 
+/*
+ * A mailbox a filter puts into the envelope must be what a client could
+ * have sent: the command parser's own path grammar decides (RFC 5321 4.1.2),
+ * UTF-8 allowed only when the transaction has SMTPUTF8.
+ */
 static int
-envelope_mailbox_valid(const char *mailbox, int allow_empty)
+envelope_mailbox_valid(struct sluice_ctx *ctx, const char *mailbox, int allow_empty)
 {
-	const unsigned char	*p;
+	struct smtp_path	 path;
+	char			 buf[SMTP_PATH_MAX + 3];
+	int			 n, flags = allow_empty ? SMTP_PATH_ALLOW_NULL : 0;
 
-	if (mailbox == NULL || (!allow_empty && mailbox[0] == '\0') || strlen(mailbox) > 256)
+	if (mailbox == NULL || (!allow_empty && mailbox[0] == '\0'))
 		return 0;
-	for (p = (const unsigned char *)mailbox; *p != '\0'; p++)
-		if (*p <= ' ' || *p == '<' || *p == '>' || *p == 0x7f)
-			return 0;
-	return 1;
+	if (ctx->session->txn != NULL && ctx->session->txn->smtputf8)
+		flags |= SMTP_PATH_ALLOW_UTF8;
+	n = snprintf(buf, sizeof(buf), "<%s>", mailbox);
+	return n > 0 && (size_t)n < sizeof(buf) &&
+	    smtp_path_parse(buf, (size_t)n, flags, &path) == SMTP_PARSE_OK && path.route[0] == '\0';
 }
 
 static int
@@ -580,7 +589,7 @@ sluice_rcpt_add(struct sluice_ctx *ctx, const char *mailbox, const char *params)
 {
 	struct txn	*t;
 
-	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(mailbox, 0) ||
+	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(ctx, mailbox, 0) ||
 	    !envelope_params_valid(params))
 		return -1;
 	t = ctx->session->txn;
@@ -627,7 +636,7 @@ sluice_mail_change(struct sluice_ctx *ctx, const char *mailbox, const char *para
 {
 	struct txn	*t;
 
-	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(mailbox, 1) ||
+	if (ctx_message(ctx) == NULL || !envelope_mailbox_valid(ctx, mailbox, 1) ||
 	    !envelope_params_valid(params))
 		return -1;
 	t = ctx->session->txn;
