@@ -90,6 +90,12 @@ session_id(const struct session *s)
 	return s->id;
 }
 
+int
+session_tls_active(const struct session *s)
+{
+	return s->tls != NULL;
+}
+
 void
 session_log(struct session *s, int level, const char *fmt, ...)
 {
@@ -592,6 +598,8 @@ session_free_cb(void *arg)
 	free(s->ctx);
 	free(s->helo);
 	free(s->hostname);
+	free(s->auth_user);
+	free(s->auth_mech);
 	connlimit_release(s->lg, &x->key);
 	generation_unref(s->gen);
 	free(s);

@@ -28,6 +28,7 @@ struct evbuffer;
 struct generation;
 struct listener_gen;
 struct message;
+struct tls_conn;
 struct upstream;
 struct worker;
 
@@ -116,6 +117,9 @@ struct session {
 	struct sockaddr_storage	 peer;		/* client address, for limits */
 	char			*helo;		/* HELO/EHLO argument */
 	char			*hostname;	/* forward-confirmed reverse DNS name, or NULL */
+	struct tls_conn		*tls;		/* TLS in use (STARTTLS or implicit), else NULL: tls.c */
+	char			*auth_user;	/* identity proven by AUTH, else NULL: auth.c */
+	char			*auth_mech;	/* its mechanism ("PLAIN", "LOGIN"), else NULL */
 	uint64_t		 started_us;	/* accept time */
 	uint64_t		 data_started_ms;/* DATA 354 time */
 	unsigned int		 ntxn;		/* transactions begun */
@@ -140,6 +144,8 @@ void		 session_accept(struct worker *w, int fd, const struct sockaddr *sa,
 long		 session_count(void);
 
 uint64_t	 session_id(const struct session *s);
+/* 1 once TLS protects the client connection (STARTTLS done, or implicit TLS). */
+int		 session_tls_active(const struct session *s);
 
 /* Queue a reply to the client (see smtp_reply_add). */
 void		 session_reply(struct session *s, int code, const char *enhanced,
