@@ -40,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/net.h"
 #include "config.h"
 #include "log.h"
 #include "module.h"
@@ -280,6 +281,8 @@ static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
 		    struct config_listener *l);
+static void	 config_convert_listener_proxy(struct config_loader *ld, cfg_t *sec,
+		    struct config_listener *l);
 static void	 config_convert_addresses(char **list, size_t n, struct sockaddr_storage **addrs,
 		    socklen_t **lens);
 static void	 config_convert_backend(struct config_loader *ld, cfg_t *sec,
@@ -316,6 +319,7 @@ static const char *const config_backend_types[] = { "smtp", "lmtp", "maildir", N
 static const char *const config_identities[] = { "auto", "xclient", "xforward", "none", NULL };
 static const char *const config_on_errors[] = { "tempfail", "accept", "reject", NULL };
 static const char *const config_modes[] = { "enforce", "observe", NULL };
+static const char *const config_proxy_protocols[] = { "no", "v1", "v2", "any", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -326,6 +330,7 @@ static const struct config_enum config_enums[] = {
 	{ "identity", config_identities },
 	{ "on_error", config_on_errors },
 	{ "mode", config_modes },
+	{ "proxy_protocol", config_proxy_protocols },
 };
 
 static const struct config_number config_numbers[] = {
@@ -349,6 +354,7 @@ static const struct config_number config_numbers[] = {
 	{ "limits", "headers", CONFIG_INT, 10, 100000, 0 },
 	{ "limits", "header_size", CONFIG_SIZE, KIB, 10 * MIB, 0 },
 	{ "listener", "max_connections", CONFIG_INT, 0, 1000000, 0 },
+	{ "listener", "proxy_timeout", CONFIG_DURATION, SEC_MS, 5 * MIN_MS, 0 },
 	{ "backend", "max_connections", CONFIG_INT, 1, 100000, 0 },
 	{ "backend", "max_age", CONFIG_DURATION, SEC_MS, DAY_MS, 0 },
 	{ "backend", "idle_timeout", CONFIG_DURATION, 100, HOUR_MS, 0 },
@@ -433,6 +439,9 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_BOOL("received_header", cfg_true, CFGF_NONE),
 	CFG_BOOL("reverse_lookup", cfg_true, CFGF_NONE),
 	CFG_INT_CB("max_connections", 0, CFGF_NONE, config_cb_number),
+	CFG_STR_CB("proxy_protocol", "no", CFGF_NONE, config_cb_enum),
+	CFG_STR_LIST("proxy_trusted", NULL, CFGF_NODEFAULT),
+	CFG_INT_CB("proxy_timeout", 10 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
 	CFG_END()
 };
@@ -1968,6 +1977,36 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->reverse_lookup = cfg_getbool(sec, "reverse_lookup") ? 1 : 0;
 	l->max_connections = cfg_getint(sec, "max_connections");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
+	config_convert_listener_proxy(ld, sec, l);
+}
+
+/* proxy_protocol, proxy_trusted, proxy_timeout (session_proxy.c uses them). */
+static void
+config_convert_listener_proxy(struct config_loader *ld, cfg_t *sec, struct config_listener *l)
+{
+	char	 err[256];
+	size_t	 i, n = cfg_size(sec, "proxy_trusted");
+	int	 v;
+
+	v = config_enum_index(config_proxy_protocols, cfg_getstr(sec, "proxy_protocol"));
+	l->proxy_protocol = v != -1 ? (enum config_proxy_protocol)v : CONFIG_PROXY_NO;
+	l->proxy_timeout_ms = cfg_getint(sec, "proxy_timeout");
+	l->proxy_trusted = xcalloc(n ? n : 1, sizeof(*l->proxy_trusted));
+	for (i = 0; i < n; i++) {
+		const char	*s = cfg_getnstr(sec, "proxy_trusted", (unsigned int)i);
+
+		v = filter_net_parse(s, &l->proxy_trusted[l->nproxy_trusted], err, sizeof(err));
+		if (v == 0)
+			l->nproxy_trusted++;
+		else if (v == FILTER_NET_ALL)
+			config_error_section(ld, sec, "proxy_trusted: \"%s\" is every address; "
+			    "leave the list empty to trust every source", s);
+		else
+			config_error_section(ld, sec, "proxy_trusted: %s", err);
+	}
+	if (n > 0 && l->proxy_protocol == CONFIG_PROXY_NO)
+		config_error_section(ld, sec, "proxy_trusted is set but proxy_protocol is no; "
+		    "set proxy_protocol = v1, v2 or any");
 }
 
 static void
@@ -2363,6 +2402,7 @@ config_free(struct config **cfgp)
 		free(l->chain_refs);
 		free(l->hostname);
 		free(l->banner);
+		free(l->proxy_trusted);
 	}
 	for (i = 0; i < cfg->nbackends; i++) {
 		struct config_backend	*b = &cfg->backends[i];

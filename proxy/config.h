@@ -19,11 +19,20 @@
 
 #include "sluice_filter.h"
 
+struct filter_net;
 struct module;
 
 enum config_data_mode {
 	CONFIG_DATA_STRICT = 0,		/* bare CR/LF in DATA refused */
 	CONFIG_DATA_NORMALIZE		/* bare CR/LF turned into CRLF */
+};
+
+/* PROXY protocol header expected on a listener (proxy_proto.h). */
+enum config_proxy_protocol {
+	CONFIG_PROXY_NO = 0,		/* none: the socket's peer is the client */
+	CONFIG_PROXY_V1,		/* text header only */
+	CONFIG_PROXY_V2,		/* binary header only */
+	CONFIG_PROXY_ANY		/* either */
 };
 
 enum config_backend_type {
@@ -86,6 +95,10 @@ struct config_listener {
 	int		  reverse_lookup;	/* verified client host name before the greeting */
 	long long	  max_connections;	/* on this listener, 0 = global only */
 	struct config_limits limits;		/* effective limits */
+	enum config_proxy_protocol proxy_protocol;	/* header before SMTP */
+	struct filter_net *proxy_trusted;	/* who may send it; owned */
+	size_t		  nproxy_trusted;	/* entries, 0 = any source */
+	long long	  proxy_timeout_ms;	/* wait for the whole header */
 };
 
 struct config_backend {

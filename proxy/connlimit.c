@@ -154,6 +154,18 @@ connlimit_take(const struct config *cfg, struct listener_gen *lg, const struct s
 	return CONNLIMIT_OK;
 }
 
+enum connlimit_result
+connlimit_take_ip(const struct config *cfg, const struct sockaddr *sa, struct connlimit_key *key)
+{
+	connlimit_mask(sa, (int)cfg->ipv4_prefix, (int)cfg->ipv6_prefix, key);
+	if (key->family != 0 &&
+	    !connlimit_ip_take(key, (long)cfg->max_connections_per_ip)) {
+		key->family = 0;
+		return CONNLIMIT_PER_IP;
+	}
+	return CONNLIMIT_OK;
+}
+
 void
 connlimit_release(struct listener_gen *lg, const struct connlimit_key *key)
 {

@@ -29,6 +29,13 @@ enum connlimit_result {
 /* Count a new connection, or refuse it (then nothing is counted). */
 enum connlimit_result connlimit_take(const struct config *cfg, struct listener_gen *lg,
 	    const struct sockaddr *sa, struct connlimit_key *key);
+/*
+ * The per-IP part alone, for a connection counted at accept with a key of
+ * family 0 (a PROXY protocol listener learns the client's address from
+ * the header).  On CONNLIMIT_PER_IP key->family is 0: nothing to release.
+ */
+enum connlimit_result connlimit_take_ip(const struct config *cfg, const struct sockaddr *sa,
+	    struct connlimit_key *key);
 void	 connlimit_release(struct listener_gen *lg, const struct connlimit_key *key);
 /* Open connections, all listeners. */
 long	 connlimit_total(void);

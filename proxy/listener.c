@@ -327,6 +327,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	struct connlimit_key	 key;
 	enum connlimit_result	 r;
 	char			 addr[INET6_ADDRSTRLEN];
+	const struct sockaddr	 unspec = { .sa_family = AF_UNSPEC };
 
 	if (slot->w->draining || (g = generation_acquire()) == NULL) {
 		close(fd);
@@ -337,7 +338,20 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 		generation_unref(g);
 		return;
 	}
-	if ((r = connlimit_take(g->cfg, lg, sa, &key)) != CONNLIMIT_OK) {
+	if (!session_proxy_trusted(lg->conf, sa)) {
+		sockaddr_format(sa, addr, sizeof(addr), NULL);
+		log_info("refuse client=%s listener=%s reason=proxy_untrusted", addr,
+		    lg->conf->name);
+		close(fd);
+		generation_unref(g);
+		return;
+	}
+	/* Behind a load balancer, per-IP counting waits for the header (session_proxy.c). */
+	if (lg->conf->proxy_protocol != CONFIG_PROXY_NO)
+		r = connlimit_take(g->cfg, lg, &unspec, &key);
+	else
+		r = connlimit_take(g->cfg, lg, sa, &key);
+	if (r != CONNLIMIT_OK) {
 		sockaddr_format(sa, addr, sizeof(addr), NULL);
 		log_info("refuse client=%s listener=%s reason=%s", addr, lg->conf->name,
 		    r == CONNLIMIT_PER_IP ? "max_connections_per_ip" : r == CONNLIMIT_LISTENER ?

@@ -178,12 +178,29 @@ session_accept(struct worker *w, int fd, const struct sockaddr *sa, socklen_t sa
 	}
 	worker_session_add(w, s, s->id);
 	session_arm_timer(s);
-	session_log(s, LOG_LEVEL_INFO, "connect client=%s port=%d listener=%s local=%s:%d",
-	    s->addr, s->port, lg->conf->name, s->local_addr, s->local_port);
 	/* New bufferevents start with EV_WRITE on: we write optimistically (io.h). */
 	bufferevent_disable(s->bev, EV_WRITE);
 	bufferevent_enable(s->bev, EV_READ);
-	if (lg->conf->reverse_lookup) {
+	/* Behind a load balancer the client's address comes first. */
+	if (session_proxy_begin(s))
+		return;
+	session_start(s);
+}
+
+struct connlimit_key *
+session_limit_key(struct session *s)
+{
+	return &session_x(s)->key;
+}
+
+void
+session_start(struct session *s)
+{
+	const struct config_listener *l = s->lg->conf;
+
+	session_log(s, LOG_LEVEL_INFO, "connect client=%s port=%d listener=%s local=%s:%d",
+	    s->addr, s->port, l->name, s->local_addr, s->local_port);
+	if (l->reverse_lookup) {
 		s->flags |= SESSION_BUSY;	/* early input waits for the greeting */
 		session_rdns(s, session_rdns_done);
 		return;
@@ -286,7 +303,13 @@ session_error(struct session *s)
 static void
 session_read_cb(struct bufferevent *bev, void *arg)
 {
-	session_process(arg);
+	struct session	*s = arg;
+
+	if (s->flags & SESSION_PROXY_WAIT) {
+		session_proxy_read(s);
+		return;
+	}
+	session_process(s);
 }
 
 static void
@@ -516,6 +539,10 @@ session_event_cb(struct bufferevent *bev, short events, void *arg)
 		session_free(s);
 		return;
 	}
+	if (s->flags & SESSION_PROXY_WAIT) {
+		session_proxy_event(s, events);
+		return;
+	}
 	if (events & BEV_EVENT_TIMEOUT) {
 		if ((s->flags & SESSION_BUSY) && !(events & BEV_EVENT_WRITING)) {
 			/* We are the slow side (filter, backend): keep waiting. */
@@ -543,7 +570,8 @@ session_close(struct session *s, int code, const char *enhanced, const char *tex
 {
 	if (s->flags & SESSION_CLOSING)
 		return;
-	if (code != 0)
+	/* Before the PROXY header the peer is the load balancer: no SMTP reply. */
+	if (code != 0 && !(s->flags & SESSION_PROXY_WAIT))
 		smtp_reply_add(session_output(s), code, enhanced, text);
 	s->flags |= SESSION_CLOSING;
 	bufferevent_disable(s->bev, EV_READ);
@@ -600,6 +628,7 @@ session_free_cb(void *arg)
 	free(s->hostname);
 	free(s->auth_user);
 	free(s->auth_mech);
+	free(s->proxy);
 	connlimit_release(s->lg, &x->key);
 	generation_unref(s->gen);
 	free(s);

@@ -23,11 +23,13 @@
 #include "smtp_reply.h"
 
 struct bufferevent;
+struct config_listener;
 struct event;
 struct evbuffer;
 struct generation;
 struct listener_gen;
 struct message;
+struct proxy_proto;
 struct tls_conn;
 struct upstream;
 struct worker;
@@ -41,6 +43,7 @@ struct worker;
 #define SESSION_ESMTP		0x0020	/* EHLO was used */
 #define SESSION_DISCARD_ALL	0x0040	/* a filter said DISCARD at connect/helo */
 #define SESSION_DRAINING	0x0080	/* SIGTERM: 421 at the next command */
+#define SESSION_PROXY_WAIT	0x10000	/* reading the PROXY protocol header: nothing is sent */
 
 /* One recipient accepted in the transaction. */
 struct txn_rcpt {
@@ -130,6 +133,7 @@ struct session {
 	struct chain_run	 run;		/* chain run state */
 	struct dataterm		 dt;		/* DATA scanner */
 	void			*cmd;		/* current command's state while BUSY (smtp_cmd.c) */
+	struct proxy_proto	*proxy;		/* header parser while SESSION_PROXY_WAIT, owned */
 };
 
 /*
@@ -195,5 +199,27 @@ void		 session_log(struct session *s, int level, const char *fmt, ...)
 void		 session_drain_all(void *unused);
 /* Drain timeout, posted to every worker: 421 and close every session. */
 void		 session_kill_all(void *unused);
+
+/*
+ * After accept (and after the PROXY header on such listeners): the
+ * connect log line, reverse lookup, connect hook, greeting.
+ */
+void		 session_start(struct session *s);
+/* The per-IP connection count the session gives back at its end. */
+struct connlimit_key *session_limit_key(struct session *s);
+
+/*
+ * PROXY protocol listeners (session_proxy.c).  session_proxy_trusted: 1 if
+ * sa may open a connection on listener cl (proxy_trusted).
+ * session_proxy_begin: 1 if the session must first read a header (then
+ * it has started reading it), 0 for a plain session.  session_proxy_read
+ * and session_proxy_event take the session's input and events while
+ * SESSION_PROXY_WAIT is set.
+ */
+int		 session_proxy_trusted(const struct config_listener *cl,
+		    const struct sockaddr *sa);
+int		 session_proxy_begin(struct session *s);
+void		 session_proxy_read(struct session *s);
+void		 session_proxy_event(struct session *s, short events);
 
 #endif /* SLUICE_SESSION_H */
