@@ -135,7 +135,7 @@ session_proxy_abort(struct session *s, const char *why)
 	char		 q[128];
 
 	log_quote(q, sizeof(q), why, 100);
-	session_log(s, LOG_LEVEL_INFO, "proxy error reason=\"%s\" proxy=%s:%d listener=%s",
+	session_log(s, LOG_LEVEL_INFO, "proxy error reason=%s proxy=%s:%d listener=%s",
 	    q, s->addr, s->port, s->lg->conf->name);
 	(void)setsockopt(bufferevent_getfd(s->bev), SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
 	session_close(s, 0, NULL, NULL);
