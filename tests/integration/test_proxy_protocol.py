@@ -10,6 +10,7 @@ exactly once."""
 import re
 import socket
 import struct
+import subprocess
 import time
 
 from sluicetest import *
@@ -41,7 +42,7 @@ def tlv(kind, value):
 def proxy_config(cap, listener=None, globals=None):
     lst = {"proxy_protocol": "any", "reverse_lookup": False}
     lst.update(listener or {})
-    return standard_config(cap.address, listener=lst, globals=globals)
+    return standard_config(getattr(cap, "address", cap), listener=lst, globals=globals)
 
 
 def start(cfg, tmp):
@@ -195,9 +196,19 @@ def test_per_ip_limit_counts_header_address(tmp):
         c.sendall(v1("192.0.2.2"))
         assert read_reply(c).startswith(b"220 ")
         held.append(c)
+        closes = s.log().count("close client=")
         for c in held:
             c.sendall(b"QUIT\r\n")
             assert read_reply(c).startswith(b"221")
+            c.close()
+        # The header address's slots come back when its sessions end.
+        wait_for(lambda: s.log().count("close client=") >= closes + 3, what="closes")
+        for _ in range(2):
+            c = connect(s.port)
+            c.sendall(v1("192.0.2.1"))
+            assert read_reply(c).startswith(b"220 ")
+            held.append(c)
+        for c in held[-2:]:
             c.close()
         s.assert_running()
 
@@ -264,6 +275,22 @@ def test_local_and_unknown_use_socket_address(tmp):
         wait_for(lambda: len(re.findall(r"connect client=127\.0\.0\.1 ", s.log())) == 3,
                  what="three connects from the socket address")
         assert "192.0.2.7" not in s.log()
+
+
+
+def test_explain_skips_the_header(tmp):
+    """sluice --explain runs a proxy listener's session over a socketpair."""
+    cfg = proxy_config("127.0.0.1:9")
+    path = tmp / "sluice.conf"
+    path.write_text(make_config(**cfg))
+    p = subprocess.run([str(sluice_binary()), "--explain", "-c", str(path), "--client",
+                        "192.0.2.7", "--helo", "client.example", "--from", "a@example.org",
+                        "--to", "b@example.net"], input=b"Subject: x\n\nhi\n",
+                       capture_output=True, timeout=scaled(60))
+    out = p.stdout.decode()
+    assert p.returncode == 0, (out, p.stderr.decode())
+    assert "result: accepted" in out, out
+    assert "proxy error" not in p.stderr.decode()
 
 
 run_tests(globals())
