@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """PROXY protocol listeners (HAProxy send-proxy / send-proxy-v2): raw
 sockets send v1 and v2 headers, then SMTP.  The real client address from
-the header reaches the log, XCLIENT and Received, and the per-IP limit;
+the header reaches the log, XCLIENT, Received, the connect hook and the
+per-IP limit;
 a source outside proxy_trusted, a malformed header and a silent
 connection are closed without a greeting; a header in many small writes
 works; SMTP bytes sent with the header in one packet are processed
@@ -39,10 +40,10 @@ def tlv(kind, value):
     return bytes([kind]) + struct.pack("!H", len(value)) + value
 
 
-def proxy_config(cap, listener=None, globals=None):
+def proxy_config(cap, listener=None, globals=None, **kw):
     lst = {"proxy_protocol": "any", "reverse_lookup": False}
     lst.update(listener or {})
-    return standard_config(getattr(cap, "address", cap), listener=lst, globals=globals)
+    return standard_config(getattr(cap, "address", cap), listener=lst, globals=globals, **kw)
 
 
 def start(cfg, tmp):
@@ -276,6 +277,22 @@ def test_local_and_unknown_use_socket_address(tmp):
                  what="three connects from the socket address")
         assert "192.0.2.7" not in s.log()
 
+
+
+def test_connect_hook_sees_header_address(tmp):
+    gate = {"module": "access", "phase": "connect", "match": ["192.0.2.66"],
+            "verdict": "reject"}
+    with Capture(tmp / "cap") as cap, \
+         start(proxy_config(cap, chain=["gate"], filters={"gate": gate}), tmp) as s:
+        c = connect(s.port)
+        c.sendall(v2("192.0.2.66", "198.51.100.1"))
+        assert read_reply(c).startswith(b"554 "), "the header's address is refused"
+        c.close()
+        s.wait_log(r"reject filter=gate phase=connect client=192\.0\.2\.66 ")
+        c = connect(s.port)
+        c.sendall(v2("192.0.2.67", "198.51.100.1"))
+        assert read_reply(c).startswith(b"220 "), "another header address is not"
+        c.close()
 
 
 def test_explain_skips_the_header(tmp):
