@@ -2,11 +2,10 @@
 """PROXY protocol listeners (HAProxy send-proxy / send-proxy-v2): raw
 sockets send v1 and v2 headers, then SMTP.  The real client address from
 the header reaches the log, XCLIENT, Received, the connect hook and the
-per-IP limit;
-a source outside proxy_trusted, a malformed header and a silent
-connection are closed without a greeting; a header in many small writes
-works; SMTP bytes sent with the header in one packet are processed
-exactly once."""
+per-IP limit; a source outside proxy_trusted, a malformed header and a
+silent connection are closed without a greeting; a header in many small
+writes works; SMTP bytes sent with the header in one packet are
+processed exactly once; --explain skips the header."""
 
 import re
 import socket
