@@ -43,9 +43,9 @@ static void	 smtp_auth_verify(struct session *);
 static void	 smtp_auth_verified(struct worker *, uint64_t, enum auth_verdict);
 static void	 smtp_auth_chain_done(struct session *, const struct chain_result *);
 static void	 smtp_auth_success(struct session *);
-static void	 smtp_auth_failure(struct session *);
+static void	 smtp_auth_failure(struct session *, const char *);
 static void	 smtp_auth_delay_cb(evutil_socket_t, short, void *);
-static void	 smtp_auth_log_fail(struct session *, const char *);
+static void	 smtp_auth_log_fail(struct session *, const char *, long, long long);
 static void	 smtp_auth_end(struct session *);
 
 int
@@ -160,8 +160,7 @@ smtp_auth_step(struct session *s, enum auth_status st)
 		smtp_auth_verify(s);
 		return;
 	case AUTH_ERR_MALFORMED:
-		smtp_auth_log_fail(s, "malformed");
-		smtp_auth_failure(s);
+		smtp_auth_failure(s, "malformed");
 		return;
 	default:
 		break;
@@ -218,8 +217,7 @@ smtp_auth_verified(struct worker *w, uint64_t session_id, enum auth_verdict v)
 		}
 		smtp_auth_success(s);
 	} else if (v == AUTH_VERDICT_FAIL) {
-		smtp_auth_log_fail(s, "credentials");
-		smtp_auth_failure(s);
+		smtp_auth_failure(s, "credentials");
 	} else {
 		session_log(s, LOG_LEVEL_WARNING, "auth=tempfail mech=%s backend=%s client=%s",
 		    auth_mech_name(as->x.mech), s->lg->conf->auth.backend, s->addr);
@@ -274,7 +272,7 @@ smtp_auth_chain_done(struct session *s, const struct chain_result *r)
 }
 
 static void
-smtp_auth_log_fail(struct session *s, const char *reason)
+smtp_auth_log_fail(struct session *s, const char *reason, long n, long long delay_ms)
 {
 	struct smtp_auth_state	*as = smtp_auth_state(s);
 	char			 user[300] = "";
@@ -282,13 +280,14 @@ smtp_auth_log_fail(struct session *s, const char *reason)
 	/* The claimed name only when it cannot be a password typed in the wrong field. */
 	if (auth_user_loggable(as->x.user))
 		snprintf(user, sizeof(user), " user=%s", as->x.user);
-	session_log(s, LOG_LEVEL_INFO, "auth=fail mech=%s reason=%s%s client=%s",
-	    auth_mech_name(as->x.mech), reason, user, s->addr);
+	session_log(s, LOG_LEVEL_INFO, "auth=fail mech=%s reason=%s%s client=%s "
+	    "failures=%u client_failures=%ld delay=%lldms", auth_mech_name(as->x.mech), reason,
+	    user, s->addr, as->failures, n, delay_ms);
 }
 
 /* A failed attempt: count it, wait, then 535 (and 421 past a limit). */
 static void
-smtp_auth_failure(struct session *s)
+smtp_auth_failure(struct session *s, const char *reason)
 {
 	const struct config_listener_auth *a = &s->lg->conf->auth;
 	struct smtp_auth_state	*as = smtp_auth_state(s);
@@ -296,12 +295,14 @@ smtp_auth_failure(struct session *s)
 	long long		 ms;
 	struct timeval		 tv;
 
-	smtp_auth_end(s);
 	as->failures++;
 	n = auth_fail_record(s->addr, monotonic_ms(), a->failure_window_ms);
 	as->close_after = as->failures >= (unsigned int)a->max_session_failures ||
 	    n >= a->max_failures;
-	if ((ms = auth_fail_delay(a->fail_delay_ms, n)) == 0) {
+	ms = auth_fail_delay(a->fail_delay_ms, n);
+	smtp_auth_log_fail(s, reason, n, ms);
+	smtp_auth_end(s);
+	if (ms == 0) {
 		smtp_auth_delay_cb(-1, 0, s);
 		return;
 	}
