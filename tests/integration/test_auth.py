@@ -14,6 +14,7 @@ import shutil
 import smtplib
 import subprocess
 import warnings
+from pathlib import Path
 
 from sluicetest import *
 from sluicetest import Service, reachable, wait_for
@@ -74,7 +75,9 @@ def config(tmp, backend, auth="offer", plaintext=True, chain=(), filters=None,
 def ehlo_keywords(c):
     r = c.cmd("EHLO client.test")
     assert r.code == 250
-    return [l[4:].decode() if isinstance(l, bytes) else l[4:] for l in r.lines]
+    keywords = [(l.decode() if isinstance(l, bytes) else l).strip() for l in r.lines]
+    assert keywords[0] == HOSTNAME, keywords
+    return keywords
 
 
 def plain_line(user, password, authzid=""):
@@ -108,7 +111,7 @@ def test_smtplib_login_each_hash(tmp):
             s.wait_log(r"auth=ok user=%s mech=PLAIN" % user)
         msgs = cap.wait_messages(3)
         for m, user in zip(msgs, ("alice", "bob", "carol")):
-            line = " ".join(m.xclient)
+            line = m.xclient[-1]
             assert "LOGIN=%s" % user in line, m.xclient
             assert "PROTO=ESMTPA" in line, m.xclient
             assert b"with ESMTPA" in m.header_block(), m.header_block()
@@ -120,11 +123,10 @@ def test_login_mechanism_steps(tmp):
         with RawClient(s.port) as c:
             c.expect(220)
             assert "AUTH PLAIN LOGIN" in ehlo_keywords(c)
-            c.expect_line = None
             r = c.cmd("AUTH LOGIN")
-            assert r.code == 334 and r.lines[0][4:].strip() in (b"VXNlcm5hbWU6", "VXNlcm5hbWU6")
+            assert r.code == 334 and r.first == "334 VXNlcm5hbWU6", r
             r = c.cmd(b64(b"bob"))
-            assert r.code == 334 and b"UGFzc3dvcmQ6" in r.raw
+            assert r.code == 334 and r.first == "334 UGFzc3dvcmQ6", r
             c.send(b64(PASSWORD.encode()) + "\r\n")
             c.expect("235 2.7.0")
             # EHLO after AUTH: no second AUTH offered, and AUTH again is 503
@@ -133,7 +135,7 @@ def test_login_mechanism_steps(tmp):
             c.expect("503 5.5.1")
             send_message(c)
         m, = cap.wait_messages(1)
-        assert "LOGIN=bob" in " ".join(m.xclient)
+        assert "LOGIN=bob" in m.xclient[-1], m.xclient
 
 
 def test_plain_without_initial_response(tmp):
@@ -196,7 +198,7 @@ def test_error_replies(tmp):
             c.send((plain_line("alice", PASSWORD) + "\r\n").encode())
             c.expect("235 2.7.0")
         s.wait_log(r"auth=fail mech=PLAIN reason=credentials user=alice ")
-        s.wait_log(r"auth=fail mech=PLAIN reason=malformed user=alice ")
+        s.wait_log(r"auth=fail mech=PLAIN reason=malformed client=")
 
 
 def test_session_failure_limit(tmp):
@@ -295,12 +297,12 @@ def test_mail_auth_parameter(tmp):
             c.expect(354)
             c.send(BODY + b".\r\n")
             c.expect(250)
-        mails = [l for l in cap.commands() if l.upper().startswith("MAIL")] \
-            if hasattr(cap, "commands") else []
         m, = cap.wait_messages(1)
+        mails = [l for l in cap.commands() if l.upper().startswith("MAIL")]
+        assert len(mails) == 3, mails
         assert m.mail.endswith("AUTH=alice@example.org"), m.mail
-        assert any(l.endswith("AUTH=<>") for l in mails[:2]) or not mails, mails
-        assert not any("spoof" in l for l in mails), mails
+        # before AUTH the claimed identity is not passed on: "<>" instead
+        assert mails[0].endswith("AUTH=<>") and mails[1].endswith("AUTH=<>"), mails
     with Capture(tmp / "cap2") as cap, \
          Sluice(config(tmp, cap.address), tmp / "sluice2") as s:
         with RawClient(s.port) as c:
@@ -402,8 +404,9 @@ def test_swaks_plain_and_login(tmp):
             assert out.returncode == 0, text
             assert "235 2.7.0" in text, text
         msgs = cap.wait_messages(2)
-        assert ["LOGIN=alice" in " ".join(m.xclient) for m in msgs] == [True, False]
-        assert "LOGIN=bob" in " ".join(msgs[1].xclient)
+        # the last XCLIENT before each message (a pooled connection has several)
+        assert "LOGIN=alice" in msgs[0].xclient[-1], msgs[0].xclient
+        assert "LOGIN=bob" in msgs[1].xclient[-1], msgs[1].xclient
 
 
 # ---------------------------------------------------------------- dovecot
@@ -486,7 +489,7 @@ def test_dovecot_backend(tmp):
             assert code == 235
             smtp.sendmail("a@example.org", ["b@example.net"], BODY)
         m, = cap.wait_messages(1)
-        assert "LOGIN=dave" in " ".join(m.xclient)
+        assert "LOGIN=dave" in m.xclient[-1], m.xclient
         # the connection is reused: several in one go, LOGIN too, then a wrong one
         with RawClient(s.port) as c:
             c.expect(220)
@@ -498,13 +501,22 @@ def test_dovecot_backend(tmp):
             c.send((b64(PASSWORD.encode()) + "\r\n").encode())
             c.expect("235 2.7.0")
         s.wait_log(r"auth=ok user=dave mech=LOGIN")
-        # Dovecot gone: 454, never 535 or 235
-        dv.stop()
+        assert PASSWORD not in s.log()
+
+
+def test_dovecot_unreachable(tmp):
+    """No socket there: 454 4.7.0, never 535 or 235; the session goes on."""
+    with Capture(tmp / "cap") as cap, \
+         Sluice(config(tmp, cap.address, auth_section={
+             "type": "dovecot", "socket": str(tmp / "no-such.sock")}),
+             tmp / "sluice") as s:
         with RawClient(s.port) as c:
             c.expect(220)
             ehlo_keywords(c)
-            c.send((plain_line("dave", PASSWORD) + "\r\n").encode())
-            c.expect("454 4.7.0")
+            for _ in range(2):
+                c.send((plain_line("dave", PASSWORD) + "\r\n").encode())
+                c.expect("454 4.7.0")
+            send_message(c)
         s.wait_log(r"auth=tempfail mech=PLAIN backend=users")
         assert PASSWORD not in s.log()
 
