@@ -409,6 +409,49 @@ def test_swaks_plain_and_login(tmp):
         assert "LOGIN=bob" in msgs[1].xclient[-1], msgs[1].xclient
 
 
+def _plugin(name):
+    path = sluice_binary().resolve().parent.parent / "tests" / "plugins" / \
+        ".libs" / (name + ".so")
+    if not path.exists():
+        skip("%s not built (make check builds it)" % path)
+    return path
+
+
+def test_auth_phase_filter(tmp):
+    """on_auth sees the verified user and mechanism; its REJECT is a 535,
+    its TEMPFAIL a 454, and the identity is not kept; later phases see it."""
+    plugin = _plugin("authprobe")
+    filters = {"p": {"module": "authprobe", "reject_user": "carol"},
+               "t": {"module": "authprobe", "reject_user": "bob", "tempfail": True}}
+    cfg = config(tmp, None, chain=["p", "t"], filters=filters)
+    cfg["globals"]["load"] = [str(plugin)]
+    reachable(plugin)
+    with Capture(tmp / "cap", script={"xclient": True}) as cap:
+        cfg["backends"]["out"]["servers"] = [cap.address]
+        with Sluice(cfg, tmp / "sluice") as s:
+            with RawClient(s.port) as c:
+                c.expect(220)
+                ehlo_keywords(c)
+                c.send((plain_line("carol", PASSWORD) + "\r\n").encode())
+                c.expect("535 5.7.8")
+                c.send((plain_line("bob", PASSWORD) + "\r\n").encode())
+                c.expect("454 4.7.0")
+                c.send(b"AUTH LOGIN\r\n")
+                c.expect(334)
+                c.send((b64(b"alice") + "\r\n").encode())
+                c.expect(334)
+                c.send((b64(PASSWORD.encode()) + "\r\n").encode())
+                c.expect("235 2.7.0")
+                send_message(c)
+            m, = cap.wait_messages(1)
+            assert "LOGIN=alice" in m.xclient[-1], m.xclient
+            log = s.log()
+            assert "authprobe phase=auth user=carol mech=PLAIN" in log
+            assert "auth=rejected user=carol mech=PLAIN filter=p" in log
+            assert "auth=rejected user=bob mech=PLAIN filter=t" in log
+            assert "authprobe phase=mail user=alice mech=LOGIN" in log
+
+
 # ---------------------------------------------------------------- dovecot
 
 class Dovecot(Service):
