@@ -151,7 +151,8 @@ auth_passwd_parse(const char *file, const char *text, size_t len, char *err, siz
 			bad = 1;
 	}
 	free(copy);
-	qsort(t->entries, t->n, sizeof(*t->entries), auth_passwd_entry_cmp);
+	if (t->n > 1)
+		qsort(t->entries, t->n, sizeof(*t->entries), auth_passwd_entry_cmp);
 	for (i = 1; !bad && i < t->n; i++)
 		if (strcmp(t->entries[i - 1].user, t->entries[i].user) == 0) {
 			snprintf(what, sizeof(what), "duplicate user (first on line %d)",
