@@ -271,6 +271,29 @@ def test_relay_only_after_auth(tmp):
         assert m.rcpts == ["x@remote.example"]
 
 
+def test_ratelimit_per_user(tmp):
+    """The ratelimit filter with key = "user" counts per authenticated user."""
+    filters = {"rl": {"module": "ratelimit", "key": "user", "count": "recipients",
+                      "limit": 1, "window": Raw("1h")}}
+    with Capture(tmp / "cap") as cap, \
+         Sluice(config(tmp, cap.address, chain=["rl"], filters=filters),
+                tmp / "sluice") as s:
+        for user, second in (("alice", "451"), ("bob", "451")):
+            with RawClient(s.port) as c:
+                c.expect(220)
+                ehlo_keywords(c)
+                c.send((plain_line(user, PASSWORD) + "\r\n").encode())
+                c.expect(235)
+                c.send(b"MAIL FROM:<a@example.org>\r\n")
+                c.expect(250)
+                c.send(b"RCPT TO:<one@example.net>\r\n")
+                c.expect(250)
+                c.send(b"RCPT TO:<two@example.net>\r\n")
+                c.expect(second)
+        s.wait_log(r"ratelimit exceeded key=\S*alice")
+        s.wait_log(r"ratelimit exceeded key=\S*bob")
+
+
 def test_mail_auth_parameter(tmp):
     """AUTH= goes to a backend offering AUTH (<> for an unauthenticated
     client), and is dropped for one that does not."""
