@@ -158,6 +158,7 @@ int		 sluice_client_port(struct sluice_ctx *ctx);
 const char	*sluice_client_hostname(struct sluice_ctx *ctx);	/* verified rDNS or NULL */
 const char	*sluice_helo(struct sluice_ctx *ctx);		/* NULL before HELO/EHLO */
 const char	*sluice_auth_user(struct sluice_ctx *ctx);	/* NULL unless authenticated */
+const char	*sluice_auth_mech(struct sluice_ctx *ctx);	/* "PLAIN"/"LOGIN", or NULL */
 const char	*sluice_mail_from(struct sluice_ctx *ctx);	/* "" = null sender, NULL = none */
 const char	*sluice_rcpt_current(struct sluice_ctx *ctx);	/* the RCPT being checked */
 size_t		 sluice_rcpt_count(struct sluice_ctx *ctx);	/* accepted so far */

@@ -304,6 +304,11 @@ static void	 config_option_warn(const struct config_filter *f, const char *name,
 		    const char *why);
 static const struct config_option_value *config_option_lookup(const struct sluice_filter *filter,
 		    const char *name, enum sluice_option_type type);
+static void	 config_convert_listener_auth(struct config_loader *ld, cfg_t *sec,
+		    struct config_listener_auth *a);
+static void	 config_convert_auths(struct config_loader *ld);
+static void	 config_resolve_listener_auth(struct config_loader *ld, cfg_t *sec,
+		    struct config_listener *l);
 
 /* --- Tables ----------------------------------------------------------------- */
 
@@ -320,6 +325,8 @@ static const char *const config_identities[] = { "auto", "xclient", "xforward", 
 static const char *const config_on_errors[] = { "tempfail", "accept", "reject", NULL };
 static const char *const config_modes[] = { "enforce", "observe", NULL };
 static const char *const config_proxy_protocols[] = { "no", "v1", "v2", "any", NULL };
+static const char *const config_auth_modes[] = { "none", "offer", "required", NULL };
+static const char *const config_auth_types[] = { "passwd_file", "dovecot", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -331,6 +338,7 @@ static const struct config_enum config_enums[] = {
 	{ "on_error", config_on_errors },
 	{ "mode", config_modes },
 	{ "proxy_protocol", config_proxy_protocols },
+	{ "auth", config_auth_modes },
 };
 
 static const struct config_number config_numbers[] = {
@@ -364,6 +372,11 @@ static const struct config_number config_numbers[] = {
 	{ "backend", "down_time", CONFIG_DURATION, 0, HOUR_MS, 0 },
 	{ "filter", "timeout", CONFIG_DURATION, 1, HOUR_MS, 0 },
 	{ "resolver", "timeout", CONFIG_DURATION, 100, MIN_MS, 0 },
+	{ "listener", "auth_fail_delay", CONFIG_DURATION, 0, MIN_MS, 0 },
+	{ "listener", "auth_max_failures", CONFIG_INT, 1, 1000000, 0 },
+	{ "listener", "auth_failure_window", CONFIG_DURATION, SEC_MS, DAY_MS, 0 },
+	{ "listener", "auth_max_session_failures", CONFIG_INT, 1, 100, 0 },
+	{ "auth", "timeout", CONFIG_DURATION, 100, MIN_MS, 0 },
 };
 
 /* The limits, by name, for inheritance. */
@@ -443,6 +456,23 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_STR_LIST("proxy_trusted", NULL, CFGF_NODEFAULT),
 	CFG_INT_CB("proxy_timeout", 10 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
+	/* SMTP AUTH (RFC 4954) */
+	CFG_STR_CB("auth", "none", CFGF_NONE, config_cb_enum),
+	CFG_STR("auth_backend", NULL, CFGF_NODEFAULT),
+	CFG_BOOL("auth_plaintext", cfg_false, CFGF_NONE),
+	CFG_INT_CB("auth_fail_delay", SEC_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("auth_max_failures", 10, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("auth_failure_window", 15 * MIN_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("auth_max_session_failures", 3, CFGF_NONE, config_cb_number),
+	CFG_END()
+};
+
+/* An "auth NAME { }" section: a credential backend for SMTP AUTH. */
+static cfg_opt_t config_auth_opts[] = {
+	CFG_STR("type", NULL, CFGF_NODEFAULT),
+	CFG_STR_CB("path", NULL, CFGF_NODEFAULT, config_cb_string),
+	CFG_STR_CB("socket", NULL, CFGF_NODEFAULT, config_cb_string),
+	CFG_INT_CB("timeout", 5 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_END()
 };
 
@@ -484,6 +514,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_SEC("limits", config_limits_opts, CFGF_NONE),
 	CFG_SEC("listener", config_listener_opts, CONFIG_SECTION_FLAGS),
 	CFG_SEC("backend", config_backend_opts, CONFIG_SECTION_FLAGS),
+	CFG_SEC("auth", config_auth_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
 
@@ -1340,7 +1371,7 @@ config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 
 	if (strcmp(section, "root") != 0 && strcmp(section, "limits") != 0 &&
 	    strcmp(section, "listener") != 0 && strcmp(section, "backend") != 0 &&
-	    strcmp(section, "resolver") != 0)
+	    strcmp(section, "resolver") != 0 && strcmp(section, "auth") != 0)
 		section = "filter";
 	if ((n = config_number_find(section, opt->name)) == NULL)
 		return config_cb_int(cfg, opt, value, result);
@@ -1978,6 +2009,7 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->max_connections = cfg_getint(sec, "max_connections");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
 	config_convert_listener_proxy(ld, sec, l);
+	config_convert_listener_auth(ld, sec, &l->auth);
 }
 
 /* proxy_protocol, proxy_trusted, proxy_timeout (session_proxy.c uses them). */
@@ -2007,6 +2039,94 @@ config_convert_listener_proxy(struct config_loader *ld, cfg_t *sec, struct confi
 	if (n > 0 && l->proxy_protocol == CONFIG_PROXY_NO)
 		config_error_section(ld, sec, "proxy_trusted is set but proxy_protocol is no; "
 		    "set proxy_protocol = v1, v2 or any");
+}
+
+/* --- SMTP AUTH: listener options and auth sections ------------------------ */
+
+static void
+config_convert_listener_auth(struct config_loader *ld, cfg_t *sec,
+    struct config_listener_auth *a)
+{
+	const char	*s;
+	int		 mode = config_enum_index(config_auth_modes, cfg_getstr(sec, "auth"));
+
+	a->mode = mode > 0 ? (enum config_auth_mode)mode : CONFIG_AUTH_NONE;
+	a->backend = (s = cfg_getstr(sec, "auth_backend")) != NULL ? xstrdup(s) : NULL;
+	a->plaintext = cfg_getbool(sec, "auth_plaintext") ? 1 : 0;
+	a->fail_delay_ms = cfg_getint(sec, "auth_fail_delay");
+	a->max_failures = cfg_getint(sec, "auth_max_failures");
+	a->failure_window_ms = cfg_getint(sec, "auth_failure_window");
+	a->max_session_failures = cfg_getint(sec, "auth_max_session_failures");
+}
+
+static void
+config_convert_auth(struct config_loader *ld, cfg_t *sec, struct config_auth *a)
+{
+	const char	*s, *type = cfg_getstr(sec, "type");
+	char		 list[CONFIG_NAMES_MAX];
+	int		 t;
+
+	a->name = xstrdup(cfg_title(sec));
+	a->line = config_section_line(ld, sec, NULL);
+	a->file = xstrdup(sec->filename != NULL ? sec->filename : ld->path);
+	if (!config_name_valid(a->name))
+		config_error_section(ld, sec, "the name is not valid (letters, digits, '.', "
+		    "'_' and '-', at most 64)");
+	if ((t = type != NULL ? config_enum_index(config_auth_types, type) : -1) == -1)
+		config_error_section(ld, sec, "type is required: one of %s",
+		    config_join_enum(list, sizeof(list), config_auth_types));
+	a->type = t == 1 ? CONFIG_AUTH_DOVECOT : CONFIG_AUTH_PASSWD_FILE;
+	a->path = (s = cfg_getstr(sec, "path")) != NULL ? xstrdup(s) : NULL;
+	a->socket = (s = cfg_getstr(sec, "socket")) != NULL ? xstrdup(s) : NULL;
+	a->timeout_ms = cfg_getint(sec, "timeout");
+	if (t == 0 && a->path == NULL)
+		config_error_section(ld, sec, "type passwd_file needs path = \"/etc/sluice/users\"");
+	if (t == 1 && a->socket == NULL)
+		config_error_section(ld, sec, "type dovecot needs socket = "
+		    "\"/run/dovecot/auth-client\"");
+}
+
+static void
+config_convert_auths(struct config_loader *ld)
+{
+	struct config	*cfg = ld->cfg;
+	size_t		 i;
+
+	cfg->nauths = cfg_size(ld->tree, "auth");
+	cfg->auths = xcalloc(cfg->nauths ? cfg->nauths : 1, sizeof(*cfg->auths));
+	for (i = 0; i < cfg->nauths; i++)
+		config_convert_auth(ld, cfg_getnsec(ld->tree, "auth", (unsigned int)i),
+		    &cfg->auths[i]);
+}
+
+static void
+config_resolve_listener_auth(struct config_loader *ld, cfg_t *sec, struct config_listener *l)
+{
+	struct config_listener_auth *a = &l->auth;
+
+	if (a->mode == CONFIG_AUTH_NONE) {
+		if (a->backend != NULL)
+			config_error_section(ld, sec, "auth_backend is set but auth = none; "
+			    "set auth = offer or required");
+		return;
+	}
+	if (a->backend == NULL)
+		config_error_section(ld, sec, "auth = %s needs auth_backend = \"NAME\" of an "
+		    "auth section", config_auth_modes[a->mode]);
+	else if ((a->backend_ref = config_auth_find(ld->cfg, a->backend)) == NULL)
+		config_error_section(ld, sec, "auth_backend \"%s\" is not an auth section",
+		    a->backend);
+}
+
+struct config_auth *
+config_auth_find(const struct config *cfg, const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; name != NULL && i < cfg->nauths; i++)
+		if (strcmp(cfg->auths[i].name, name) == 0)
+			return &cfg->auths[i];
+	return NULL;
 }
 
 static void
@@ -2182,6 +2302,7 @@ config_convert(struct config_loader *ld)
 		ld->backend_secs[i] = cfg_getnsec(ld->tree, "backend", (unsigned int)i);
 		config_convert_backend(ld, ld->backend_secs[i], &cfg->backends[i]);
 	}
+	config_convert_auths(ld);
 	config_convert_filters(ld);
 }
 
@@ -2219,6 +2340,7 @@ config_resolve_listener(struct config_loader *ld, size_t i)
 			    "(instances: %s)", l->chain[j],
 			    n > 0 ? config_join(list, sizeof(list), names, n) : "none defined");
 	}
+	config_resolve_listener_auth(ld, sec, l);
 	config_check_listen_unique(ld, i);
 }
 
@@ -2403,7 +2525,15 @@ config_free(struct config **cfgp)
 		free(l->hostname);
 		free(l->banner);
 		free(l->proxy_trusted);
+		free(l->auth.backend);
 	}
+	for (i = 0; i < cfg->nauths; i++) {
+		free(cfg->auths[i].name);
+		free(cfg->auths[i].file);
+		free(cfg->auths[i].path);
+		free(cfg->auths[i].socket);
+	}
+	free(cfg->auths);
 	for (i = 0; i < cfg->nbackends; i++) {
 		struct config_backend	*b = &cfg->backends[i];
 

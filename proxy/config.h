@@ -60,6 +60,40 @@ enum config_filter_mode {
 	CONFIG_FILTER_OBSERVE		/* verdicts logged as would_*, never applied */
 };
 
+enum config_auth_mode {
+	CONFIG_AUTH_NONE = 0,		/* AUTH not offered */
+	CONFIG_AUTH_OFFER,		/* offered, mail without it too */
+	CONFIG_AUTH_REQUIRED		/* MAIL before AUTH: 530 5.7.0 */
+};
+
+enum config_auth_type {
+	CONFIG_AUTH_PASSWD_FILE = 0,	/* user:crypt-hash lines (auth_passwd.c) */
+	CONFIG_AUTH_DOVECOT		/* Dovecot's auth socket (auth_dovecot.c) */
+};
+
+/* An "auth NAME { }" section: where AUTH credentials are checked. */
+struct config_auth {
+	char		 *name;			/* section title */
+	int		  line;			/* config line of the section */
+	char		 *file;			/* config file of the section */
+	enum config_auth_type type;		/* passwd_file or dovecot */
+	char		 *path;			/* passwd_file: the file */
+	char		 *socket;		/* dovecot: the auth client socket */
+	long long	  timeout_ms;		/* one verification, connect included */
+};
+
+/* A listener's SMTP AUTH settings (RFC 4954). */
+struct config_listener_auth {
+	enum config_auth_mode mode;		/* none, offer, required */
+	char		 *backend;		/* auth section name, NULL if mode none */
+	struct config_auth *backend_ref;	/* resolved */
+	int		  plaintext;		/* offer without TLS */
+	long long	  fail_delay_ms;	/* before the first 535; doubles per failure */
+	long long	  max_failures;		/* per client address in the window, then 421 */
+	long long	  failure_window_ms;	/* that window */
+	long long	  max_session_failures;	/* per session, then 421 */
+};
+
 /* Per-session limits; global defaults, each overridable per listener. */
 struct config_limits {
 	long long	 message_size;		/* bytes of DATA (wire form), 0 = none */
@@ -99,6 +133,7 @@ struct config_listener {
 	struct filter_net *proxy_trusted;	/* who may send it; owned */
 	size_t		  nproxy_trusted;	/* entries, 0 = any source */
 	long long	  proxy_timeout_ms;	/* wait for the whole header */
+	struct config_listener_auth auth;	/* SMTP AUTH */
 };
 
 struct config_backend {
@@ -199,6 +234,8 @@ struct config {
 	size_t		  nbackends;
 	struct config_filter *filters;		/* in file order */
 	size_t		  nfilters;
+	struct config_auth *auths;		/* auth sections, in file order */
+	size_t		  nauths;
 };
 
 /*
@@ -215,6 +252,7 @@ void		 config_free(struct config **cfg);
 /* Lookups by name; NULL when absent. */
 struct config_backend *config_backend_find(const struct config *cfg, const char *name);
 struct config_filter  *config_filter_find(const struct config *cfg, const char *name);
+struct config_auth    *config_auth_find(const struct config *cfg, const char *name);
 const struct config_option_value *config_filter_option(const struct config_filter *f,
 		    const char *name);
 

@@ -110,7 +110,13 @@ sluice_helo(struct sluice_ctx *ctx)
 const char *
 sluice_auth_user(struct sluice_ctx *ctx)
 {
-	return NULL;	/* AUTH is not offered by this build */
+	return ctx->session->auth_user;
+}
+
+const char *
+sluice_auth_mech(struct sluice_ctx *ctx)
+{
+	return ctx->session->auth_mech;
 }
 
 const char *

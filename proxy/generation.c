@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_backend.h"
 #include "backend.h"
 #include "chain.h"
 #include "config.h"
@@ -80,7 +81,25 @@ generation_init_listeners(struct generation *g)
 			listener_key((const struct sockaddr *)&cl->addrs[j], lg->keys[j],
 			    sizeof(lg->keys[j]));
 		atomic_init(&lg->connections, 0);
+		if (cl->auth.backend_ref != NULL)
+			lg->auth = &g->auths[cl->auth.backend_ref - g->cfg->auths];
 	}
+}
+
+/* The SMTP AUTH backends (a passwd file is read now: errors fail the build). */
+static int
+generation_init_auths(struct generation *g, char *err, size_t errlen)
+{
+	size_t	 i;
+
+	g->auths = xcalloc(g->cfg->nauths ? g->cfg->nauths : 1, sizeof(*g->auths));
+	for (i = 0; i < g->cfg->nauths; i++) {
+		if (auth_backend_init(&g->auths[i], &g->cfg->auths[i], g, WORKERS_MAX, err,
+		    errlen) == -1)
+			return -1;
+		g->nauths = i + 1;
+	}
+	return 0;
 }
 
 struct generation *
@@ -97,7 +116,8 @@ generation_build(const char *path, char *err, size_t errlen)
 	atomic_init(&g->refs, 1);
 	atomic_fetch_add(&live_generations, 1);
 	if ((g->dns = dns_resolver_new(&cfg->resolver, cfg->path, err, errlen)) == NULL ||
-	    generation_init_filters(g, err, errlen) == -1) {
+	    generation_init_filters(g, err, errlen) == -1 ||
+	    generation_init_auths(g, err, errlen) == -1) {
 		generation_free(g);
 		return NULL;
 	}
@@ -126,6 +146,9 @@ generation_free(struct generation *g)
 	}
 	for (i = 0; i < g->nbackends; i++)
 		backend_fini(&g->backends[i]);
+	for (i = 0; i < g->nauths; i++)
+		auth_backend_fini(&g->auths[i]);
+	free(g->auths);
 	dns_resolver_free(g->dns);
 	free(g->listeners);
 	free(g->backends);
@@ -192,6 +215,8 @@ generation_close_pools_cb(void *arg)
 	for (i = 0; i < r->g->nbackends; i++)
 		backend_pool_close(&r->g->backends[i], w);
 	dns_resolver_worker_close(r->g->dns, w);
+	for (i = 0; i < r->g->nauths; i++)
+		auth_backend_worker_close(&r->g->auths[i], w);
 	if (atomic_fetch_sub(&r->left, 1) == 1)
 		worker_post(worker_main(), generation_retired_cb, r);
 }

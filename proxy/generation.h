@@ -18,6 +18,7 @@
 
 #include "config.h"
 
+struct auth_backend;
 struct backend;
 struct dns_resolver;
 
@@ -40,6 +41,7 @@ struct listener_gen {
 	char			(*keys)[80];	/* canonical listen addresses (listener_key) */
 	size_t			  nkeys;	/* entries */
 	atomic_long		  connections;	/* sessions open on it */
+	struct auth_backend	 *auth;		/* into generation.auths, NULL if no AUTH */
 };
 
 struct generation {
@@ -53,6 +55,8 @@ struct generation {
 	struct listener_gen	*listeners;	/* one per config listener */
 	size_t			 nlisteners;
 	struct dns_resolver	*dns;		/* the resolver section's resolver */
+	struct auth_backend	*auths;		/* one per config auth section */
+	size_t			 nauths;
 };
 
 /*

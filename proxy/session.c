@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -33,6 +34,8 @@
 #include "log.h"
 #include "message.h"
 #include "session.h"
+#include "auth.h"
+#include "smtp_auth.h"
 #include "smtp_cmd.h"
 #include "spool.h"
 #include "upstream.h"
@@ -94,6 +97,36 @@ int
 session_tls_active(const struct session *s)
 {
 	return s->tls != NULL;
+}
+
+const char *
+session_protocol(const struct session *s)
+{
+	int	 tls = session_tls_active(s), auth = s->auth_user != NULL;
+
+	if (!(s->flags & SESSION_ESMTP))
+		return "SMTP";
+	return tls && auth ? "ESMTPSA" : tls ? "ESMTPS" : auth ? "ESMTPA" : "ESMTP";
+}
+
+/*
+ * The line length limit: RFC 4954 section 4 allows AUTH command and
+ * response lines of 12288 bytes, longer than any other command.
+ */
+static size_t
+session_line_limit(struct session *s, struct evbuffer *in)
+{
+	size_t		 limit = (size_t)s->lg->conf->limits.command_line;
+	unsigned char	*p;
+
+	if (limit >= AUTH_LINE_MAX || s->lg->conf->auth.mode == CONFIG_AUTH_NONE)
+		return limit;
+	if (s->flags & SESSION_IN_AUTH)
+		return AUTH_LINE_MAX;
+	if (evbuffer_get_length(in) >= 5 && (p = evbuffer_pullup(in, 5)) != NULL &&
+	    strncasecmp((char *)p, "AUTH ", 5) == 0)
+		return AUTH_LINE_MAX;
+	return limit;
 }
 
 void
@@ -399,18 +432,20 @@ session_read_line(struct session *s)
 {
 	struct evbuffer		*in = bufferevent_get_input(s->bev);
 	struct evbuffer_ptr	 eol;
-	size_t			 eol_len, limit = (size_t)s->lg->conf->limits.command_line;
+	size_t			 eol_len, limit;
 	size_t			 len;
 	char			*line = (char *)s->worker->linebuf;
 
 	if ((s->flags & SESSION_SKIP_LINE) && !session_skip_line(s, in))
 		return 0;
+	limit = session_line_limit(s, in);
 	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (eol.pos < 0) {
 		if (evbuffer_get_length(in) < limit)
 			return 0;
 		/* No line end within the limit: refuse it and skip to its end. */
 		s->flags |= SESSION_SKIP_LINE;
+		s->flags &= ~SESSION_IN_AUTH;	/* an overlong response ends the exchange */
 		session_log(s, LOG_LEVEL_INFO, "error reason=line_too_long limit=%zu "
 		    "client=%s", limit, s->addr);
 		session_reply(s, 500, "5.5.2", "Error: line too long");
@@ -420,6 +455,7 @@ session_read_line(struct session *s)
 	len = (size_t)eol.pos;
 	if (len + eol_len > limit || len >= s->worker->linebuf_size) {
 		evbuffer_drain(in, len + eol_len);
+		s->flags &= ~SESSION_IN_AUTH;
 		session_log(s, LOG_LEVEL_INFO, "error reason=line_too_long limit=%zu "
 		    "client=%s", limit, s->addr);
 		session_reply(s, 500, "5.5.2", "Error: line too long");
@@ -433,7 +469,12 @@ session_read_line(struct session *s)
 		len--;
 	line[len] = '\0';
 	s->flags |= SESSION_BUSY;
-	smtp_cmd_dispatch(s, line, len);
+	if (s->flags & SESSION_IN_AUTH)
+		smtp_auth_line(s, line, len);
+	else
+		smtp_cmd_dispatch(s, line, len);
+	/* The line may hold credentials: do not leave them in the buffer. */
+	explicit_bzero(line, len);
 	return 1;
 }
 
@@ -626,6 +667,7 @@ session_free_cb(void *arg)
 	free(s->ctx);
 	free(s->helo);
 	free(s->hostname);
+	smtp_auth_free(s);
 	free(s->auth_user);
 	free(s->auth_mech);
 	free(s->proxy);

@@ -44,6 +44,7 @@ struct worker;
 #define SESSION_DISCARD_ALL	0x0040	/* a filter said DISCARD at connect/helo */
 #define SESSION_DRAINING	0x0080	/* SIGTERM: 421 at the next command */
 #define SESSION_PROXY_WAIT	0x10000	/* reading the PROXY protocol header: nothing is sent */
+#define SESSION_IN_AUTH		0x0100	/* lines are SASL responses (smtp_auth.c) */
 
 /* One recipient accepted in the transaction. */
 struct txn_rcpt {
@@ -123,6 +124,7 @@ struct session {
 	struct tls_conn		*tls;		/* TLS in use (STARTTLS or implicit), else NULL: tls.c */
 	char			*auth_user;	/* identity proven by AUTH, else NULL: auth.c */
 	char			*auth_mech;	/* its mechanism ("PLAIN", "LOGIN"), else NULL */
+	void			*auth_state;	/* SASL exchange and failures (smtp_auth.c) */
 	uint64_t		 started_us;	/* accept time */
 	uint64_t		 data_started_ms;/* DATA 354 time */
 	unsigned int		 ntxn;		/* transactions begun */
@@ -150,6 +152,11 @@ long		 session_count(void);
 uint64_t	 session_id(const struct session *s);
 /* 1 once TLS protects the client connection (STARTTLS done, or implicit TLS). */
 int		 session_tls_active(const struct session *s);
+/*
+ * The protocol name for XCLIENT PROTO and the Received field (RFC 3848):
+ * "SMTP", "ESMTP", and with TLS and/or AUTH "ESMTPS", "ESMTPA", "ESMTPSA".
+ */
+const char	*session_protocol(const struct session *s);
 
 /* Queue a reply to the client (see smtp_reply_add). */
 void		 session_reply(struct session *s, int code, const char *enhanced,

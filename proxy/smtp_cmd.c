@@ -26,6 +26,7 @@
 #include "generation.h"
 #include "log.h"
 #include "session.h"
+#include "smtp_auth.h"
 #include "smtp_cmd.h"
 #include "smtp_cmd_int.h"
 #include "smtp_parse.h"
@@ -78,7 +79,7 @@ static const struct cmd_row cmd_table[] = {
 	{ SMTP_VERB_HELP, CMD_ALLOWED_REFUSED, CMD_NO_PHASE, check_any, proceed_help },
 	{ SMTP_VERB_BDAT, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
 	{ SMTP_VERB_STARTTLS, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
-	{ SMTP_VERB_AUTH, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
+	{ SMTP_VERB_AUTH, 0, CMD_NO_PHASE, smtp_auth_check, smtp_auth_proceed },
 	{ SMTP_VERB_XCLIENT, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
 	{ SMTP_VERB_XFORWARD, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
 };
@@ -106,6 +107,7 @@ smtp_cmd_abort(struct session *s)
 	free(c->mailbox);
 	free(c->params);
 	free(c->helo);
+	free(c->auth_param);
 	free(c->body_buf);
 	free(c);
 }
@@ -181,8 +183,8 @@ cmd_identity(struct session *s, struct upstream_identity *id)
 	id->port = s->port;
 	id->name = s->hostname;
 	id->helo = s->helo;
-	id->proto = (s->flags & SESSION_ESMTP) ? "ESMTP" : "SMTP";
-	id->login = NULL;
+	id->proto = session_protocol(s);
+	id->login = s->auth_user;
 	id->dest_addr = s->local_addr;
 	id->dest_port = s->local_port;
 	id->session_id = s->id;
@@ -440,8 +442,9 @@ ehlo_reply(struct session *s)
 	char	 text[512];
 
 	snprintf(text, sizeof(text), "%s\nPIPELINING\nSIZE %lld\n8BITMIME\n"
-	    "ENHANCEDSTATUSCODES\nSMTPUTF8\nDSN", l->hostname,
-	    l->limits.message_size);
+	    "ENHANCEDSTATUSCODES\nSMTPUTF8\nDSN%s", l->hostname,
+	    l->limits.message_size, smtp_auth_offered(s) && s->auth_user == NULL ?
+	    "\nAUTH PLAIN LOGIN" : "");
 	smtp_reply_add(session_output(s), 250, NULL, text);
 }
 
@@ -556,6 +559,14 @@ mail_params_check(struct session *s, struct cmd_state *c, const struct smtp_path
 			}
 			c->dsn = 1;
 			params_append(&c->params, p);
+		} else if (smtp_param_is(p, "AUTH")) {
+			/* RFC 4954 section 5: kept aside, forwarded if the backend has AUTH. */
+			if (p->value == NULL || p->value_len == 0 || p->value_len > 500 ||
+			    !smtp_xtext_valid(p->value, p->value_len)) {
+				cmd_fail(s, 501, "5.5.4", "Error: bad AUTH parameter");
+				return -1;
+			}
+			c->auth_param = xstrndup(p->value, p->value_len);
 		} else if (smtp_param_is(p, "ENVID")) {
 			if (p->value == NULL || p->value_len > 100 ||
 			    !smtp_xtext_valid(p->value, p->value_len)) {
@@ -599,6 +610,10 @@ check_mail(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 	}
 	if (s->txn != NULL) {
 		cmd_fail(s, 503, "5.5.1", "Error: nested MAIL command");
+		return -1;
+	}
+	if (smtp_auth_required(s)) {
+		cmd_fail(s, 530, "5.7.0", "Authentication required");
 		return -1;
 	}
 	if ((s->flags & SESSION_ESMTP) && arg_has_smtputf8(arg, len))

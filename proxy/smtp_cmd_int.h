@@ -30,6 +30,7 @@ struct cmd_state {
 	int		 body8;		/* MAIL BODY=8BITMIME */
 	int		 smtputf8;	/* MAIL SMTPUTF8 */
 	int		 dsn;		/* DSN parameters present */
+	char		*auth_param;	/* MAIL AUTH= value (xtext), NULL if none */
 	void		(*after_reset)(struct session *);	/* reply once RSET is done upstream */
 	/* end of data */
 	size_t		 header_next;	/* next header to pass to filters */

@@ -119,7 +119,7 @@ static void
 data_received(struct session *s)
 {
 	struct txn	*t = s->txn;
-	char		 date[64], *hdr, from[300], rcpt[300];
+	char		 date[64], *hdr, from[300], rcpt[300], utf8with[16];
 	const char	*with;
 	time_t		 now = time(NULL);
 	struct tm	 tm;
@@ -132,7 +132,12 @@ data_received(struct session *s)
 		snprintf(from, sizeof(from), "%s", s->helo);
 	else
 		snprintf(from, sizeof(from), "unknown");
-	with = t->smtputf8 ? "UTF8SMTP" : (s->flags & SESSION_ESMTP) ? "ESMTP" : "SMTP";
+	/* RFC 3848, RFC 6531: ESMTPA -> UTF8SMTPA and so on. */
+	with = session_protocol(s);
+	if (t->smtputf8 && with[0] == 'E') {
+		snprintf(utf8with, sizeof(utf8with), "UTF8%s", with + 1);
+		with = utf8with;
+	}
 	rcpt[0] = '\0';
 	if (t->nrcpts == 1)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", t->rcpts[0].mailbox);

@@ -25,6 +25,7 @@
 static void	 mail_acquired(void *, struct upstream *, enum upstream_error,
 		    const struct smtp_reply *);
 static void	 mail_send(struct session *);
+static const char *mail_auth_param(struct session *, struct cmd_state *);
 static void	 mail_xforwarded(void *, struct upstream *, enum upstream_error,
 		    const struct smtp_reply *);
 static void	 mail_replied(void *, struct upstream *, enum upstream_error,
@@ -96,6 +97,19 @@ mail_acquired(void *arg, struct upstream *up, enum upstream_error err,
 	mail_send(s);
 }
 
+/*
+ * MAIL's AUTH= for the backend (RFC 4954 section 5): only if it offers
+ * AUTH, and from a client that did not authenticate only "<>", since
+ * the identity it claims was not checked by us.
+ */
+static const char *
+mail_auth_param(struct session *s, struct cmd_state *c)
+{
+	if (c->auth_param == NULL || !(upstream_caps(s->up)->flags & SMTP_CAP_AUTH))
+		return NULL;
+	return s->auth_user != NULL ? c->auth_param : "<>";
+}
+
 /* Refuse parameters the backend cannot take: we must not drop them silently. */
 static int
 mail_params_supported(struct session *s, struct cmd_state *c)
@@ -147,7 +161,9 @@ mail_xforwarded(void *arg, struct upstream *up, enum upstream_error err,
 		session_command_done(s);
 		return;
 	}
-	xasprintf(&line, "MAIL FROM:<%s>%s", c->mailbox, c->params);
+	xasprintf(&line, "MAIL FROM:<%s>%s%s%s", c->mailbox, c->params,
+	    mail_auth_param(s, c) != NULL ? " AUTH=" : "",
+	    mail_auth_param(s, c) != NULL ? mail_auth_param(s, c) : "");
 	upstream_command(s->up, line, mail_replied, s);
 	free(line);
 }

@@ -271,11 +271,15 @@ upstream_acquire(struct backend *b, struct worker *w, const struct upstream_iden
 	struct upstream	*up;
 
 	if ((up = up_pool_take(b, w)) != NULL) {
+		/* Same session, but AUTH since the last XCLIENT: send LOGIN now. */
+		int	 login_changed = (up->ident.login == NULL) != (id->login == NULL) ||
+		    (id->login != NULL && strcmp(up->ident.login, id->login) != 0);
+
 		up->cb = cb;
 		up->arg = arg;
 		up->state = UP_READY;
 		up_copy_identity(up, id);
-		if (up->uses_xclient && up->identity_sid != id->session_id)
+		if (up->uses_xclient && (up->identity_sid != id->session_id || login_changed))
 			up_start_xclient(up);
 		else
 			up_defer(up, UPSTREAM_OK);

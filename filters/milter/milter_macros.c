@@ -11,10 +11,11 @@
  *	{client_name}	{client_ptr}	verified host name, or "unknown"
  *	i		the transaction id, as in our Received: field
  *	{auth_authen}	the AUTH user
+ *	{auth_type}	its SASL mechanism ("PLAIN", "LOGIN")
  *	{mail_addr}	the sender ("" for <>)
  *	{rcpt_addr}	the recipient
  *
- * A macro with no value here ({tls_version}, {cipher}, {auth_type},
+ * A macro with no value here ({tls_version}, {cipher},
  * {mail_host}, ... and any unknown name) is not sent, as Postfix does
  * with macros it has no value for.
  */
@@ -114,6 +115,8 @@ macro_value(struct milter_session *ms, const char *name, const char *rcpt,
 		return milter_core_queue_id(ctx, qid, sizeof(qid)) == 0 ? arena_add(a, qid) : NULL;
 	if (IS("{auth_authen}"))
 		return sluice_auth_user(ctx);
+	if (IS("{auth_type}"))
+		return sluice_auth_mech(ctx);
 	if (IS("{mail_addr}"))
 		return sluice_mail_from(ctx);
 	if (IS("{rcpt_addr}"))

@@ -7,6 +7,7 @@ huge frames, silence, a socket closed mid-message, actions not offered),
 plus the exact frames sluice sends.  Each effect is checked where it lands:
 the client's replies, the backend's bytes and envelope, the log."""
 
+import base64
 import os
 import pwd
 import re
@@ -16,6 +17,7 @@ import struct
 import subprocess
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import sluicetest
@@ -904,6 +906,33 @@ def test_macro_lists_asked_by_the_milter(tmp):
         macros = frames_of(m.session(1), b"D")
         assert macros[0] == b"C{client_addr}\x00127.0.0.1\x00j\x00mx.test\x00", macros[0]
         assert macros[1] == b"M{mail_addr}\0a@example.org\0", macros[1]
+
+
+def test_auth_macros(tmp):
+    """{auth_type} and {auth_authen} carry the SMTP AUTH identity."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import crypt
+    users = tmp / "users"
+    users.write_text("alice:%s\n" % crypt.crypt("pw-1", crypt.mksalt(crypt.METHOD_SHA512)))
+    users.chmod(0o644)
+    reachable(users)
+    listener = {"auth": "offer", "auth_backend": "u", "auth_plaintext": True,
+                "auth_fail_delay": Raw("0s")}
+    glob = {"auth": Titled({"u": {"type": "passwd_file", "path": str(users)}})}
+    with TestMilter(tmp / "tm") as m, \
+         relay(tmp, filters=milter(m.address), chain=["m"], listener=listener,
+               globals=glob) as (cap, s):
+        with RawClient(s.port) as c:
+            hello(c)
+            ask(c, "AUTH PLAIN " + base64.b64encode(b"\0alice\0pw-1").decode(), 235)
+            ask(c, "MAIL FROM:<a@example.org>", 250)
+            ask(c, "RCPT TO:<b@example.net>", 250)
+            ask(c, "QUIT", 221)
+        wait_for(lambda: m.events("close", last_session=True), what="milter close")
+        (_, mail), = m.events("mail")
+        assert mail["macro:{auth_authen}"] == b"alice", mail
+        assert mail["macro:{auth_type}"] == b"PLAIN", mail
 
 
 run_tests(globals())

@@ -568,6 +568,31 @@ static const struct bad_case bad_cases[] = {
 	    "\tbackend = \"b\"\n\tbogus = 1\n}\n",
 	    ":6: no such option 'bogus' (listener takes: listen, backend, chain, hostname, "
 	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, " },
+	/* SMTP AUTH: listener options and auth sections. */
+	{ "auth mode", "listener \"l\" { listen = { \"127.0.0.1:2525\" } backend = \"b\"\n"
+	    "\tauth = maybe }\nbackend \"b\" { servers = { \"127.0.0.1:10025\" } }\n",
+	    ":2: auth \"maybe\" is not valid (allowed: none, offer, required)" },
+	{ "auth without backend", "listener \"l\" { listen = { \"127.0.0.1:2525\" } backend = \"b\"\n"
+	    "\tauth = offer }\nbackend \"b\" { servers = { \"127.0.0.1:10025\" } }\n",
+	    ":1: listener \"l\": auth = offer needs auth_backend = \"NAME\" of an auth section" },
+	{ "auth backend unknown", "listener \"l\" { listen = { \"127.0.0.1:2525\" } backend = \"b\"\n"
+	    "\tauth = required auth_backend = \"u\" }\n"
+	    "backend \"b\" { servers = { \"127.0.0.1:10025\" } }\n",
+	    ":1: listener \"l\": auth_backend \"u\" is not an auth section" },
+	{ "auth backend with auth none", BASE "listener \"m\" { listen = { \"127.0.0.1:2526\" }\n"
+	    "\tbackend = \"b\" auth_backend = \"u\" }\n",
+	    ":3: listener \"m\": auth_backend is set but auth = none" },
+	{ "auth section type", BASE "auth \"u\" {\n\tpath = \"/x\"\n}\n",
+	    ":3: auth \"u\": type is required: one of passwd_file, dovecot" },
+	{ "auth passwd_file path", BASE "auth \"u\" { type = \"passwd_file\" }\n",
+	    ":3: auth \"u\": type passwd_file needs path" },
+	{ "auth dovecot socket", BASE "auth \"u\" { type = \"dovecot\" }\n",
+	    ":3: auth \"u\": type dovecot needs socket" },
+	{ "auth timeout", BASE "auth \"u\" { type = \"dovecot\" socket = \"/s\" timeout = 2h }\n",
+	    ":3: timeout = 2h is out of range (100ms..1m)" },
+	{ "auth fail delay", "listener \"l\" { listen = { \"127.0.0.1:2525\" } backend = \"b\"\n"
+	    "\tauth_fail_delay = 5m }\nbackend \"b\" { servers = { \"127.0.0.1:10025\" } }\n",
+	    ":2: auth_fail_delay = 5m is out of range (0..1m)" },
 	{ "unknown module", BASE "acces \"a\" { }\n", ":3: no such option 'acces'" },
 	{ "bad duration", BASE "limits {\n\tidle_timeout = 5x\n}\n",
 	    ":4: idle_timeout: \"5x\" is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)" },
