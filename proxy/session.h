@@ -41,6 +41,7 @@ struct worker;
 #define SESSION_ESMTP		0x0020	/* EHLO was used */
 #define SESSION_DISCARD_ALL	0x0040	/* a filter said DISCARD at connect/helo */
 #define SESSION_DRAINING	0x0080	/* SIGTERM: 421 at the next command */
+#define SESSION_PREGREET	0x0100	/* greeting_delay running: any input is early talk */
 
 /* One recipient accepted in the transaction. */
 struct txn_rcpt {
@@ -110,6 +111,7 @@ struct session {
 	struct event		*timer;		/* session / DATA total time limits */
 	unsigned int		 flags;		/* SESSION_* */
 	unsigned int		 errors;	/* protocol errors so far */
+	unsigned int		 junk;		/* NOOP, RSET, ... since the last MAIL */
 	char			 addr[INET6_ADDRSTRLEN];	/* client IP */
 	int			 port;		/* client port */
 	char			 local_addr[INET6_ADDRSTRLEN];	/* our IP */
