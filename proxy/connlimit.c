@@ -41,6 +41,7 @@ struct rate_slot {
 
 static void	 connlimit_mask(const struct sockaddr *, int, int, struct connlimit_key *);
 static uint64_t	 connlimit_hash64(const struct connlimit_key *);
+static uint64_t	 connlimit_mix(uint64_t);
 static size_t	 connlimit_hash(const struct connlimit_key *);
 static struct rate_slot *connlimit_rate_slot(const struct connlimit_key *, uint64_t,
 		    uint64_t);
@@ -103,6 +104,15 @@ connlimit_hash64(const struct connlimit_key *key)
 	return h;
 }
 
+/* splitmix64's finaliser: FNV alone fills few sets for keys differing late. */
+static uint64_t
+connlimit_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
 static size_t
 connlimit_hash(const struct connlimit_key *key)
 {
@@ -119,8 +129,7 @@ connlimit_rate_slot(const struct connlimit_key *key, uint64_t full, uint64_t now
 	struct rate_slot	*set, *victim;
 	size_t			 i;
 
-	/* The high bits: FNV's low bits vary little for keys differing in one byte. */
-	set = rate_table[(connlimit_hash64(key) >> 20) % RATE_SETS];
+	set = rate_table[connlimit_mix(connlimit_hash64(key)) % RATE_SETS];
 	victim = &set[0];
 	for (i = 0; i < RATE_WAYS; i++) {
 		if (set[i].key.family != 0 && memcmp(&set[i].key, key, sizeof(*key)) == 0)
@@ -154,7 +163,8 @@ connlimit_rate_take(const struct connlimit_key *key, long max, long long window_
 	r->level += elapsed * (uint64_t)max;
 	if (r->level > full)
 		r->level = full;	/* also after a reload lowered max */
-	r->last_ms = now_ms;
+	if (now_ms > r->last_ms)
+		r->last_ms = now_ms;
 	if (r->level >= cost) {
 		r->level -= cost;
 		ok = 1;
