@@ -349,6 +349,8 @@ static const struct config_number config_numbers[] = {
 	{ "root", "max_connections_per_ip", CONFIG_INT, 0, 1000000, 0 },
 	{ "root", "ipv4_prefix", CONFIG_INT, 8, 32, 0 },
 	{ "root", "ipv6_prefix", CONFIG_INT, 16, 128, 0 },
+	{ "root", "max_connection_rate_per_ip", CONFIG_INT, 0, 1000000, 0 },
+	{ "root", "connection_rate_window", CONFIG_DURATION, SEC_MS, DAY_MS, 0 },
 	{ "limits", "message_size", CONFIG_SIZE, 0, 64 * GIB, 0 },
 	{ "limits", "recipients", CONFIG_INT, 1, 100000, 0 },
 	{ "limits", "errors", CONFIG_INT, 1, 1000, 0 },
@@ -361,6 +363,8 @@ static const struct config_number config_numbers[] = {
 	{ "limits", "spool_memory", CONFIG_SIZE, 4 * KIB, 64 * MIB, 0 },
 	{ "limits", "headers", CONFIG_INT, 10, 100000, 0 },
 	{ "limits", "header_size", CONFIG_SIZE, KIB, 10 * MIB, 0 },
+	{ "limits", "commands_before_mail", CONFIG_INT, 1, 1000000, 1 },
+	{ "listener", "greeting_delay", CONFIG_DURATION, 100, 5 * MIN_MS, 1 },
 	{ "listener", "max_connections", CONFIG_INT, 0, 1000000, 0 },
 	{ "listener", "proxy_timeout", CONFIG_DURATION, SEC_MS, 5 * MIN_MS, 0 },
 	{ "backend", "max_connections", CONFIG_INT, 1, 100000, 0 },
@@ -396,6 +400,7 @@ static const struct {
 	{ "spool_memory", offsetof(struct config_limits, spool_memory) },
 	{ "headers", offsetof(struct config_limits, headers) },
 	{ "header_size", offsetof(struct config_limits, header_size) },
+	{ "commands_before_mail", offsetof(struct config_limits, commands_before_mail) },
 };
 
 /* --- Schema ----------------------------------------------------------------- */
@@ -412,7 +417,8 @@ static const struct {
 	CFG_INT_CB("session_timeout", HOUR_MS, flags, config_cb_number),	\
 	CFG_INT_CB("spool_memory", 256 * KIB, flags, config_cb_number),	\
 	CFG_INT_CB("headers", 1000, flags, config_cb_number),			\
-	CFG_INT_CB("header_size", 100 * KIB, flags, config_cb_number)
+	CFG_INT_CB("header_size", 100 * KIB, flags, config_cb_number),	\
+	CFG_INT_CB("commands_before_mail", 100, flags, config_cb_number)
 
 static cfg_opt_t config_log_opts[] = {
 	CFG_STR_CB("target", "syslog", CFGF_NONE, config_cb_enum),
@@ -455,6 +461,7 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_STR_CB("proxy_protocol", "no", CFGF_NONE, config_cb_enum),
 	CFG_STR_LIST("proxy_trusted", NULL, CFGF_NODEFAULT),
 	CFG_INT_CB("proxy_timeout", 10 * SEC_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("greeting_delay", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
 	/* SMTP AUTH (RFC 4954) */
 	CFG_STR_CB("auth", "none", CFGF_NONE, config_cb_enum),
@@ -507,6 +514,9 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_INT_CB("max_connections_per_ip", 50, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("ipv4_prefix", 32, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("ipv6_prefix", 64, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_connection_rate_per_ip", 0, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("connection_rate_window", MIN_MS, CFGF_NONE, config_cb_number),
+	CFG_STR_CB("chroot", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_STR_LIST("load", NULL, CFGF_NODEFAULT),
 	CFG_FUNC("include", config_cb_include),
 	CFG_SEC("log", config_log_opts, CFGF_NONE),
@@ -1451,7 +1461,7 @@ config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 			    "port (\"192.0.2.53\", \"127.0.0.1@5353\", \"::1@53\")", value);
 	} else if (strcmp(name, "resolv_conf") == 0 && value[0] == '\0') {
 		/* "" = no forwarders: recurse from the root */
-	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir, trust_anchor */
+	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir, trust_anchor, chroot */
 		cfg_error(cfg, "%s \"%s\" must be an absolute path", name, value);
 	return 0;
 }
@@ -1926,6 +1936,9 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	cfg->max_connections_per_ip = cfg_getint(t, "max_connections_per_ip");
 	cfg->ipv4_prefix = cfg_getint(t, "ipv4_prefix");
 	cfg->ipv6_prefix = cfg_getint(t, "ipv6_prefix");
+	cfg->max_connection_rate_per_ip = cfg_getint(t, "max_connection_rate_per_ip");
+	cfg->connection_rate_window_ms = cfg_getint(t, "connection_rate_window");
+	cfg->chroot = (s = cfg_getstr(t, "chroot")) != NULL ? xstrdup(s) : NULL;
 	cfg->log_stderr = config_enum_index(config_targets, cfg_getstr(log, "target")) == 1;
 	v = log_facility_parse(cfg_getstr(log, "facility"));
 	cfg->log_facility = v != -1 ? v : log_facility_parse("mail");
@@ -2007,6 +2020,7 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->received_header = cfg_getbool(sec, "received_header") ? 1 : 0;
 	l->reverse_lookup = cfg_getbool(sec, "reverse_lookup") ? 1 : 0;
 	l->max_connections = cfg_getint(sec, "max_connections");
+	l->greeting_delay_ms = cfg_getint(sec, "greeting_delay");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
 	config_convert_listener_proxy(ld, sec, l);
 	config_convert_listener_auth(ld, sec, &l->auth);
@@ -2558,6 +2572,7 @@ config_free(struct config **cfgp)
 	free(cfg->group);
 	free(cfg->pidfile);
 	free(cfg->spool_dir);
+	free(cfg->chroot);
 	config_free_strings(cfg->resolver.forwarders, cfg->resolver.nforwarders);
 	free(cfg->resolver.trust_anchor);
 	free(cfg->resolver.resolv_conf);

@@ -108,6 +108,7 @@ struct config_limits {
 	long long	 spool_memory;		/* DATA bytes kept in memory */
 	long long	 headers;		/* header fields per message */
 	long long	 header_size;		/* bytes of one header field */
+	long long	 commands_before_mail;	/* NOOP, RSET, VRFY, ... without MAIL, 0 = none */
 };
 
 struct config_listener {
@@ -128,6 +129,7 @@ struct config_listener {
 	int		  received_header;	/* add a Received: field */
 	int		  reverse_lookup;	/* verified client host name before the greeting */
 	long long	  max_connections;	/* on this listener, 0 = global only */
+	long long	  greeting_delay_ms;	/* pause before the 220; talking meanwhile = 554 */
 	struct config_limits limits;		/* effective limits */
 	enum config_proxy_protocol proxy_protocol;	/* header before SMTP */
 	struct filter_net *proxy_trusted;	/* who may send it; owned */
@@ -221,6 +223,9 @@ struct config {
 	long long	  max_connections_per_ip;	/* per client address (prefix) */
 	long long	  ipv4_prefix;		/* per-IP counting prefix, 32 = host */
 	long long	  ipv6_prefix;		/* per-IP counting prefix, 128 = host */
+	long long	  max_connection_rate_per_ip;	/* new connections per window, 0 = none */
+	long long	  connection_rate_window_ms;	/* that window */
+	char		 *chroot;		/* chroot(2) here after start-up, NULL = none */
 	int		  log_stderr;		/* 1 stderr, 0 syslog */
 	int		  log_facility;		/* syslog facility */
 	int		  log_level;		/* enum log_level */

@@ -1,6 +1,9 @@
 /*
  * connlimit.c - connection counts: a global atomic, the listener's atomic,
- * and a small hash table of per-prefix counts under one mutex.
+ * and a small hash table of per-prefix counts under one mutex; and the
+ * rate of new connections per prefix: token buckets in a fixed-size,
+ * 8-way set-associative table under a second mutex, so a flood from many
+ * addresses costs no memory and evicts only the least recently seen.
  */
 #include "autoconf.h"
 
@@ -16,6 +19,8 @@
 #include "util.h"
 
 #define CONNLIMIT_BUCKETS	4096
+#define RATE_SETS		1024
+#define RATE_WAYS		8
 
 struct ip_count {
 	struct connlimit_key	 key;	/* masked address */
@@ -23,12 +28,29 @@ struct ip_count {
 	struct ip_count		*next;	/* bucket chain */
 };
 
+/*
+ * One prefix's bucket.  The level is in token-milliseconds: a connection
+ * costs window_ms, the bucket holds max * window_ms and refills max per
+ * millisecond, so integer arithmetic is exact.
+ */
+struct rate_slot {
+	struct connlimit_key	 key;	/* masked address; family 0 = free */
+	uint64_t		 last_ms;	/* last refill (and use) */
+	uint64_t		 level;	/* token-milliseconds in the bucket */
+};
+
 static void	 connlimit_mask(const struct sockaddr *, int, int, struct connlimit_key *);
+static uint64_t	 connlimit_hash64(const struct connlimit_key *);
+static uint64_t	 connlimit_mix(uint64_t);
 static size_t	 connlimit_hash(const struct connlimit_key *);
+static struct rate_slot *connlimit_rate_slot(const struct connlimit_key *, uint64_t,
+		    uint64_t);
 
 static atomic_long	 total;
 static pthread_mutex_t	 table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ip_count	*table[CONNLIMIT_BUCKETS];
+static pthread_mutex_t	 rate_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rate_slot	 rate_table[RATE_SETS][RATE_WAYS];
 
 static void
 connlimit_mask(const struct sockaddr *sa, int v4prefix, int v6prefix, struct connlimit_key *key)
@@ -68,8 +90,8 @@ connlimit_mask(const struct sockaddr *sa, int v4prefix, int v6prefix, struct con
 	}
 }
 
-static size_t
-connlimit_hash(const struct connlimit_key *key)
+static uint64_t
+connlimit_hash64(const struct connlimit_key *key)
 {
 	uint64_t	 h = 1469598103934665603ULL;
 	size_t		 i;
@@ -79,7 +101,98 @@ connlimit_hash(const struct connlimit_key *key)
 		h ^= key->bytes[i];
 		h *= 1099511628211ULL;
 	}
-	return (size_t)(h % CONNLIMIT_BUCKETS);
+	return h;
+}
+
+/* splitmix64's finaliser: FNV alone fills few sets for keys differing late. */
+static uint64_t
+connlimit_mix(uint64_t z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static size_t
+connlimit_hash(const struct connlimit_key *key)
+{
+	return (size_t)(connlimit_hash64(key) % CONNLIMIT_BUCKETS);
+}
+
+/*
+ * The key's slot in its set, or a new one (full bucket) in place of a
+ * free or the least recently used slot.  Called with rate_lock held.
+ */
+static struct rate_slot *
+connlimit_rate_slot(const struct connlimit_key *key, uint64_t full, uint64_t now_ms)
+{
+	struct rate_slot	*set, *victim;
+	size_t			 i;
+
+	set = rate_table[connlimit_mix(connlimit_hash64(key)) % RATE_SETS];
+	victim = &set[0];
+	for (i = 0; i < RATE_WAYS; i++) {
+		if (set[i].key.family != 0 && memcmp(&set[i].key, key, sizeof(*key)) == 0)
+			return &set[i];
+		if (victim->key.family != 0 &&
+		    (set[i].key.family == 0 || set[i].last_ms < victim->last_ms))
+			victim = &set[i];
+	}
+	victim->key = *key;
+	victim->last_ms = now_ms;
+	victim->level = full;
+	return victim;
+}
+
+int
+connlimit_rate_take(const struct connlimit_key *key, long max, long long window_ms,
+    uint64_t now_ms)
+{
+	struct rate_slot	*r;
+	uint64_t		 full, elapsed, cost = (uint64_t)window_ms;
+	int			 ok = 0;
+
+	if (max <= 0 || window_ms <= 0 || key->family == 0)
+		return 1;
+	full = (uint64_t)max * cost;
+	pthread_mutex_lock(&rate_lock);
+	r = connlimit_rate_slot(key, full, now_ms);
+	elapsed = now_ms > r->last_ms ? now_ms - r->last_ms : 0;
+	if (elapsed > cost)
+		elapsed = cost;		/* a whole window refills it: no overflow */
+	r->level += elapsed * (uint64_t)max;
+	if (r->level > full)
+		r->level = full;	/* also after a reload lowered max */
+	if (now_ms > r->last_ms)
+		r->last_ms = now_ms;
+	if (r->level >= cost) {
+		r->level -= cost;
+		ok = 1;
+	}
+	pthread_mutex_unlock(&rate_lock);
+	return ok;
+}
+
+size_t
+connlimit_rate_slots(void)
+{
+	size_t	 i, j, n = 0;
+
+	pthread_mutex_lock(&rate_lock);
+	for (i = 0; i < RATE_SETS; i++)
+		for (j = 0; j < RATE_WAYS; j++)
+			if (rate_table[i][j].key.family != 0)
+				n++;
+	pthread_mutex_unlock(&rate_lock);
+	return n;
+}
+
+void
+connlimit_rate_clear(void)
+{
+	pthread_mutex_lock(&rate_lock);
+	memset(rate_table, 0, sizeof(rate_table));
+	pthread_mutex_unlock(&rate_lock);
 }
 
 /* Count key in the table unless that would exceed max (0 = no maximum). */
@@ -144,6 +257,13 @@ connlimit_take(const struct config *cfg, struct listener_gen *lg, const struct s
 		atomic_fetch_sub(&lg->connections, 1);
 		atomic_fetch_sub(&total, 1);
 		return CONNLIMIT_LISTENER;
+	}
+	/* Refused for rate: nothing counted, so the flood holds no slot. */
+	if (!connlimit_rate_take(key, (long)cfg->max_connection_rate_per_ip,
+	    cfg->connection_rate_window_ms, monotonic_ms())) {
+		atomic_fetch_sub(&lg->connections, 1);
+		atomic_fetch_sub(&total, 1);
+		return CONNLIMIT_RATE;
 	}
 	if (key->family != 0 &&
 	    !connlimit_ip_take(key, (long)cfg->max_connections_per_ip)) {

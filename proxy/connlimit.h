@@ -23,7 +23,8 @@ enum connlimit_result {
 	CONNLIMIT_OK = 0,
 	CONNLIMIT_GLOBAL,	/* max_connections reached */
 	CONNLIMIT_LISTENER,	/* the listener's max_connections reached */
-	CONNLIMIT_PER_IP	/* max_connections_per_ip reached for this prefix */
+	CONNLIMIT_PER_IP,	/* max_connections_per_ip reached for this prefix */
+	CONNLIMIT_RATE		/* max_connection_rate_per_ip reached for this prefix */
 };
 
 /* Count a new connection, or refuse it (then nothing is counted). */
@@ -37,6 +38,19 @@ enum connlimit_result connlimit_take(const struct config *cfg, struct listener_g
 enum connlimit_result connlimit_take_ip(const struct config *cfg, const struct sockaddr *sa,
 	    struct connlimit_key *key);
 void	 connlimit_release(struct listener_gen *lg, const struct connlimit_key *key);
+/*
+ * The connection rate per prefix: a token bucket per prefix holding up to
+ * max tokens, refilled at max per window_ms; each connection takes one.
+ * The table has a fixed number of slots (no allocation); when it is full
+ * the least recently used slot is reused.  1 = allowed, 0 = over the rate.
+ * now_ms is a monotonic clock (a parameter so unit tests can drive it).
+ */
+int	 connlimit_rate_take(const struct connlimit_key *key, long max, long long window_ms,
+	    uint64_t now_ms);
+/* Prefixes with a rate slot in use (unit tests). */
+size_t	 connlimit_rate_slots(void);
+/* Forget every rate slot (unit tests). */
+void	 connlimit_rate_clear(void);
 /* Open connections, all listeners. */
 long	 connlimit_total(void);
 

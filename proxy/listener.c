@@ -354,9 +354,10 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockad
 	if (r != CONNLIMIT_OK) {
 		sockaddr_format(sa, addr, sizeof(addr), NULL);
 		log_info("refuse client=%s listener=%s reason=%s", addr, lg->conf->name,
+		    r == CONNLIMIT_RATE ? "max_connection_rate_per_ip" :
 		    r == CONNLIMIT_PER_IP ? "max_connections_per_ip" : r == CONNLIMIT_LISTENER ?
 		    "listener_max_connections" : "max_connections");
-		listener_refuse(fd, lg->conf, r == CONNLIMIT_PER_IP ?
+		listener_refuse(fd, lg->conf, r == CONNLIMIT_PER_IP || r == CONNLIMIT_RATE ?
 		    "too many connections from your address" : "too many connections");
 		generation_unref(g);
 		return;

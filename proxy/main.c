@@ -2,11 +2,13 @@
  * main.c - sluice(8): command line, start-up, privilege drop, signals,
  * reload and shutdown.
  *
- * Start-up order matters: the configuration is loaded and its listen
- * addresses bound while still root, then the process drops to the
+ * Start-up order matters: the configuration is loaded (plugins too) and
+ * its listen addresses bound while still root; the user and group are
+ * looked up; then the process enters the optional chroot, drops to the
  * configured user (keeping only CAP_NET_BIND_SERVICE, so a reload can bind
- * a new port below 1024), and only then do the worker threads start
- * reading client bytes.
+ * a new port below 1024, and with no_new_privs set, so nothing it runs
+ * can gain privileges), and only then do the worker threads start
+ * reading client bytes.  Files are created with umask 077.
  */
 #include "autoconf.h"
 
@@ -57,6 +59,19 @@ struct daemon_state {
 };
 
 static struct daemon_state	 daemon_state;
+
+/* Who the daemon becomes, looked up before a chroot hides /etc/passwd. */
+struct daemon_ids {
+	int		 drop;		/* started as root with a user: drop */
+	uid_t		 uid;
+	gid_t		 gid;
+};
+
+static void	 privileges_resolve(const struct config *, struct daemon_ids *);
+static void	 enter_chroot(const struct config *);
+static void	 drop_privileges(const struct config *, const struct daemon_ids *);
+static void	 prepare_spool_dir(const struct config *, const struct daemon_ids *);
+static void	 write_pidfile(const struct config *, const struct daemon_ids *);
 
 static void
 usage(FILE *fp)
@@ -171,16 +186,17 @@ keep_bind_capability(void)
 		log_warn("capset CAP_NET_BIND_SERVICE; reloads cannot bind ports below 1024");
 }
 
+/* Look the user and group up while /etc/passwd is still reachable. */
 static void
-drop_privileges(const struct config *cfg)
+privileges_resolve(const struct config *cfg, struct daemon_ids *ids)
 {
 	struct passwd	*pw;
-	gid_t		 gid;
 
+	memset(ids, 0, sizeof(*ids));
 	if (geteuid() != 0) {
-		if (cfg->user != NULL)
-			log_info("not started as root: running as uid %ld, \"user\" ignored",
-			    (long)geteuid());
+		if (cfg->chroot != NULL)
+			fatalx("%s: chroot \"%s\" needs sluice to be started as root",
+			    cfg->path, cfg->chroot);
 		return;
 	}
 	if (cfg->user == NULL)
@@ -188,37 +204,67 @@ drop_privileges(const struct config *cfg)
 		    cfg->path);
 	if ((pw = getpwnam(cfg->user)) == NULL)
 		fatalx("%s: user \"%s\" does not exist", cfg->path, cfg->user);
-	gid = pw->pw_gid;
+	ids->drop = 1;
+	ids->uid = pw->pw_uid;
+	ids->gid = pw->pw_gid;
 	if (cfg->group != NULL) {
 		struct group	*gr = getgrnam(cfg->group);
 
 		if (gr == NULL)
 			fatalx("%s: group \"%s\" does not exist", cfg->path, cfg->group);
-		gid = gr->gr_gid;
+		ids->gid = gr->gr_gid;
+	}
+}
+
+/*
+ * After the listeners are bound and the plugins loaded, before the drop:
+ * from here on every path (spool, maildir, pidfile removal, and on reload
+ * the config, plugins, resolv.conf, trust anchor) is inside dir.
+ */
+static void
+enter_chroot(const struct config *cfg)
+{
+	if (cfg->chroot == NULL)
+		return;
+	if (chroot(cfg->chroot) == -1)
+		fatal("chroot %s", cfg->chroot);
+	if (chdir("/") == -1)
+		fatal("chdir / in chroot %s", cfg->chroot);
+	log_info("chroot dir=%s", cfg->chroot);
+}
+
+static void
+drop_privileges(const struct config *cfg, const struct daemon_ids *ids)
+{
+	/* Neither plugins nor anything they exec may gain privileges (setuid, fcaps). */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("prctl PR_SET_NO_NEW_PRIVS");
+	if (!ids->drop) {
+		if (cfg->user != NULL)
+			log_info("not started as root: running as uid %ld, \"user\" ignored",
+			    (long)geteuid());
+		return;
 	}
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) == -1)
 		fatal("prctl PR_SET_KEEPCAPS");
-	if (setgroups(1, &gid) == -1 || setresgid(gid, gid, gid) == -1 ||
-	    setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) == -1)
+	if (setgroups(1, &ids->gid) == -1 || setresgid(ids->gid, ids->gid, ids->gid) == -1 ||
+	    setresuid(ids->uid, ids->uid, ids->uid) == -1)
 		fatal("dropping privileges to %s", cfg->user);
 	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) == -1)
 		fatal("prctl PR_SET_KEEPCAPS");
 	keep_bind_capability();
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	log_info("running as user=%s uid=%ld gid=%ld", cfg->user, (long)pw->pw_uid,
-	    (long)gid);
+	log_info("running as user=%s uid=%ld gid=%ld no_new_privs=1", cfg->user,
+	    (long)ids->uid, (long)ids->gid);
 }
 
 /* The spool directory must exist and belong to the user we run as. */
 static void
-prepare_spool_dir(const struct config *cfg)
+prepare_spool_dir(const struct config *cfg, const struct daemon_ids *ids)
 {
-	struct passwd	*pw;
-
 	if (mkdir(cfg->spool_dir, 0700) == -1 && errno != EEXIST)
 		fatal("mkdir %s", cfg->spool_dir);
-	if (geteuid() == 0 && cfg->user != NULL && (pw = getpwnam(cfg->user)) != NULL &&
-	    chown(cfg->spool_dir, pw->pw_uid, pw->pw_gid) == -1)
+	if (ids->drop && chown(cfg->spool_dir, ids->uid, ids->gid) == -1)
 		fatal("chown %s", cfg->spool_dir);
 }
 
@@ -234,9 +280,8 @@ raise_fd_limit(void)
 }
 
 static void
-write_pidfile(const struct config *cfg)
+write_pidfile(const struct config *cfg, const struct daemon_ids *ids)
 {
-	struct passwd	*pw;
 	FILE		*fp;
 
 	if (cfg->pidfile == NULL)
@@ -245,8 +290,8 @@ write_pidfile(const struct config *cfg)
 		fatal("pidfile %s", cfg->pidfile);
 	fprintf(fp, "%ld\n", (long)getpid());
 	/* Ours after the privilege drop, so we can remove it at exit. */
-	if (geteuid() == 0 && cfg->user != NULL && (pw = getpwnam(cfg->user)) != NULL)
-		(void)!fchown(fileno(fp), pw->pw_uid, pw->pw_gid);
+	if (ids->drop)
+		(void)!fchown(fileno(fp), ids->uid, ids->gid);
 	if (fclose(fp) != 0)
 		fatal("pidfile %s", cfg->pidfile);
 	daemon_state.pidfile = xstrdup(cfg->pidfile);
@@ -380,9 +425,12 @@ run_daemon(void)
 	struct event		*sigs[5];
 	static const int	 signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
 	char			*err = xcalloc(1, CONFIG_ERR_MAX);
+	struct daemon_ids	 ids;
 	size_t			 i;
 	int			 n;
 
+	/* Spool files 0600, directories 0700: nothing of ours for others to read. */
+	umask(077);
 	if ((g = generation_build(daemon_state.config_path, err, CONFIG_ERR_MAX)) == NULL) {
 		fprintf(stderr, "%s%ssluice: %s: configuration is not valid\n", err,
 		    err[0] != '\0' && err[strlen(err) - 1] != '\n' ? "\n" : "",
@@ -401,12 +449,18 @@ run_daemon(void)
 		fatalx("%s", err);
 	free(err);
 	raise_fd_limit();
-	prepare_spool_dir(g->cfg);
+	privileges_resolve(g->cfg, &ids);
+	if (g->cfg->chroot == NULL)
+		prepare_spool_dir(g->cfg, &ids);
 	if (!daemon_state.foreground)
 		daemonize();
+	/* syslog's socket is opened here (LOG_NDELAY), before any chroot. */
 	log_init("sluice", g->cfg->log_stderr, g->cfg->log_facility);
-	write_pidfile(g->cfg);
-	drop_privileges(g->cfg);
+	write_pidfile(g->cfg, &ids);
+	enter_chroot(g->cfg);
+	if (g->cfg->chroot != NULL)
+		prepare_spool_dir(g->cfg, &ids);
+	drop_privileges(g->cfg, &ids);
 	signal(SIGPIPE, SIG_IGN);
 	worker_threads_init();
 	if ((daemon_state.base = event_base_new()) == NULL)
@@ -453,6 +507,7 @@ main(int argc, char **argv)
 	int			 ch, test = 0, print = 0, explain = 0;
 
 	memset(&ex, 0, sizeof(ex));
+	module_set_owner(geteuid());
 	daemon_state.config_path = SLUICE_CONFDIR "/sluice.conf";
 	log_init("sluice", 1, 0);
 	while ((ch = getopt_long(argc, argv, "c:fhotV", longopts, NULL)) != -1) {

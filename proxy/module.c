@@ -14,12 +14,14 @@
 #include <ctype.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "module.h"
@@ -43,6 +45,8 @@ static int	 module_check_options(const struct sluice_module *desc, const char *o
 static int	 module_check_option(const struct sluice_option *opt, const char *origin,
 		    const char *module, char *err, size_t errlen);
 static int	 module_check_file(const char *path, const char *real, char *err,
+		    size_t errlen);
+static int	 module_check_dir(const char *path, const char *real, char *err,
 		    size_t errlen);
 static int	 module_check_clash(const struct sluice_module *desc, const char *path,
 		    char *err, size_t errlen);
@@ -192,11 +196,46 @@ module_check_option(const struct sluice_option *opt, const char *origin, const c
 	return 0;
 }
 
+/* Who may own a plugin besides root; see module_set_owner(). */
+static int	 module_owner_set;
+static uid_t	 module_owner;
+
+void
+module_set_owner(uid_t uid)
+{
+	module_owner = uid;
+	module_owner_set = 1;
+}
+
+/*
+ * The directory holding the file: if others could write there, they
+ * could replace the file between our check and a later reload.  A sticky
+ * directory (like /tmp) only lets them remove their own files.
+ */
+static int
+module_check_dir(const char *path, const char *real, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*copy = xstrdup(real), *dir = dirname(copy);
+	int		 rc = 0;
+
+	if (stat(dir, &st) == -1)
+		rc = module_err(err, errlen, "%s: cannot load: %s: %s", path, dir,
+		    strerror(errno));
+	else if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && !(st.st_mode & S_ISVTX))
+		rc = module_err(err, errlen, "%s: refusing to load a module from directory %s, "
+		    "writable by group or others (mode %04o); run chmod go-w on it", path, dir,
+		    (unsigned int)(st.st_mode & 07777));
+	free(copy);
+	return rc;
+}
+
 /* The file itself: a regular file nobody but its owner may change. */
 static int
 module_check_file(const char *path, const char *real, char *err, size_t errlen)
 {
 	struct stat	 st;
+	uid_t		 owner = module_owner_set ? module_owner : geteuid();
 
 	if (stat(real, &st) == -1)
 		return module_err(err, errlen, "%s: cannot load: %s", path, strerror(errno));
@@ -206,7 +245,11 @@ module_check_file(const char *path, const char *real, char *err, size_t errlen)
 		return module_err(err, errlen, "%s: refusing to load a module writable by "
 		    "group or others (mode %04o); run chmod go-w on it", path,
 		    (unsigned int)(st.st_mode & 07777));
-	return 0;
+	if (st.st_uid != 0 && st.st_uid != owner)
+		return module_err(err, errlen, "%s: refusing to load a module owned by uid %ld "
+		    "(only root or uid %ld, who started sluice, may own it)", path,
+		    (long)st.st_uid, (long)owner);
+	return module_check_dir(path, real, err, errlen);
 }
 
 /* A plugin's name must not shadow a built-in or another plugin. */

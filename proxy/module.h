@@ -9,6 +9,7 @@
 #define SLUICE_MODULE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct sluice_module;
 struct sluice_option;
@@ -28,6 +29,13 @@ struct module {
  * clashing with a built-in or core keyword, file writable by others.
  */
 struct module	*module_open(const char *path, char *err, size_t errlen);
+
+/*
+ * The user who started the daemon (before any privilege drop): a plugin
+ * must belong to root or to it, so the user sluice drops to cannot plant
+ * code for the next reload.  Unset: the current effective uid.
+ */
+void		 module_set_owner(uid_t uid);
 
 /* A built-in module by name with a new reference, or NULL. */
 struct module	*module_builtin(const char *name);

@@ -52,6 +52,8 @@ struct session_extra {
 	struct connlimit_key	 key;	/* per-IP count taken at accept */
 	int			 processing;	/* inside session_process */
 	int			 freeing;	/* free scheduled */
+	struct event		*greet_timer;	/* greeting_delay */
+	int			 greet_wait;	/* delay and reverse lookup still running */
 };
 
 struct session_alloc {
@@ -60,6 +62,10 @@ struct session_alloc {
 };
 
 static void	 session_rdns_done(struct session *);
+static void	 session_pregreet_start(struct session *);
+static void	 session_pregreet_cb(evutil_socket_t, short, void *);
+static void	 session_pregreet_step(struct session *);
+static int	 session_early_talker(struct session *);
 static void	 session_read_cb(struct bufferevent *, void *);
 static void	 session_write_cb(struct bufferevent *, void *);
 static void	 session_event_cb(struct bufferevent *, short, void *);
@@ -230,23 +236,91 @@ void
 session_start(struct session *s)
 {
 	const struct config_listener *l = s->lg->conf;
+	struct session_extra	*x = session_x(s);
 
 	session_log(s, LOG_LEVEL_INFO, "connect client=%s port=%d listener=%s local=%s:%d",
 	    s->addr, s->port, l->name, s->local_addr, s->local_port);
+	if (l->greeting_delay_ms > 0)
+		session_pregreet_start(s);
 	if (l->reverse_lookup) {
 		s->flags |= SESSION_BUSY;	/* early input waits for the greeting */
+		x->greet_wait++;
 		session_rdns(s, session_rdns_done);
 		return;
 	}
-	smtp_cmd_connect(s);
-	io_write_now(s->bev);
+	if (x->greet_wait == 0) {
+		smtp_cmd_connect(s);
+		io_write_now(s->bev);
+	}
 }
 
 static void
 session_rdns_done(struct session *s)
 {
+	session_pregreet_step(s);
+}
+
+/*
+ * greeting_delay: hold the greeting back; the reverse lookup runs
+ * meanwhile.  A client that talks before the greeting is not a real SMTP
+ * client (RFC 5321 3.1: the client waits for it); see session_early_talker.
+ */
+static void
+session_pregreet_start(struct session *s)
+{
+	struct session_extra	*x = session_x(s);
+	long long		 ms = s->lg->conf->greeting_delay_ms;
+	struct timeval		 tv;
+
+	if ((x->greet_timer = evtimer_new(s->worker->base, session_pregreet_cb, s)) == NULL)
+		fatalx("evtimer_new");
+	s->flags |= SESSION_BUSY | SESSION_PREGREET;
+	x->greet_wait++;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(x->greet_timer, &tv);
+}
+
+static void
+session_pregreet_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct session	*s = arg;
+
+	if (s->flags & SESSION_CLOSING)
+		return;
+	session_pregreet_step(s);
+}
+
+/* The delay or the reverse lookup is over; the greeting goes once both are. */
+static void
+session_pregreet_step(struct session *s)
+{
+	struct session_extra	*x = session_x(s);
+
+	if (x->greet_wait > 0 && --x->greet_wait > 0)
+		return;
+	/* Bytes that came in the same instant as the timer still count. */
+	if (session_early_talker(s))
+		return;
+	s->flags &= ~SESSION_PREGREET;
 	smtp_cmd_connect(s);
 	io_write_now(s->bev);
+}
+
+/* Input during the greeting delay: 554 and close, executing nothing. 1 if so. */
+static int
+session_early_talker(struct session *s)
+{
+	struct evbuffer	*in = bufferevent_get_input(s->bev);
+	size_t		 n = evbuffer_get_length(in);
+
+	if (!(s->flags & SESSION_PREGREET) || n == 0)
+		return 0;
+	session_log(s, LOG_LEVEL_INFO, "disconnect reason=early_talker early_talker=yes "
+	    "bytes=%zu client=%s", n, s->addr);
+	evbuffer_drain(in, n);
+	session_close(s, 554, "5.5.1", "Protocol error: client talked before the greeting");
+	return 1;
 }
 
 /* The session timer covers the total session time and the DATA time limit. */
@@ -342,6 +416,8 @@ session_read_cb(struct bufferevent *bev, void *arg)
 		session_proxy_read(s);
 		return;
 	}
+	if (session_early_talker(s))
+		return;
 	session_process(s);
 }
 
@@ -655,6 +731,8 @@ session_free_cb(void *arg)
 	    s->addr, s->ntxn, s->errors, (double)us / 1e6);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (x->greet_timer != NULL)
+		event_free(x->greet_timer);
 	if (s->run.timer != NULL)
 		event_free(s->run.timer);
 	bufferevent_free(s->bev);
@@ -685,6 +763,7 @@ session_txn_new(struct session *s)
 	struct txn	*t = xcalloc(1, sizeof(*t));
 
 	t->number = ++s->ntxn;
+	s->junk = 0;	/* limits.commands_before_mail counts since the last MAIL */
 	t->started_us = monotonic_us();
 	if (s->lg->nchain > 0)
 		t->verdicts = xcalloc(s->lg->nchain, sizeof(*t->verdicts));

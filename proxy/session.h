@@ -43,8 +43,9 @@ struct worker;
 #define SESSION_ESMTP		0x0020	/* EHLO was used */
 #define SESSION_DISCARD_ALL	0x0040	/* a filter said DISCARD at connect/helo */
 #define SESSION_DRAINING	0x0080	/* SIGTERM: 421 at the next command */
-#define SESSION_PROXY_WAIT	0x10000	/* reading the PROXY protocol header: nothing is sent */
 #define SESSION_IN_AUTH		0x0100	/* lines are SASL responses (smtp_auth.c) */
+#define SESSION_PREGREET	0x0200	/* greeting_delay running: any input is early talk */
+#define SESSION_PROXY_WAIT	0x10000	/* reading the PROXY protocol header: nothing is sent */
 
 /* One recipient accepted in the transaction. */
 struct txn_rcpt {
@@ -114,6 +115,7 @@ struct session {
 	struct event		*timer;		/* session / DATA total time limits */
 	unsigned int		 flags;		/* SESSION_* */
 	unsigned int		 errors;	/* protocol errors so far */
+	unsigned int		 junk;		/* NOOP, RSET, ... since the last MAIL */
 	char			 addr[INET6_ADDRSTRLEN];	/* client IP */
 	int			 port;		/* client port */
 	char			 local_addr[INET6_ADDRSTRLEN];	/* our IP */

@@ -64,6 +64,7 @@ static void	 proceed_help(struct session *, struct cmd_state *);
 static void	 proceed_not_implemented(struct session *, struct cmd_state *);
 static void	 cmd_chain_done(struct session *, const struct chain_result *);
 static void	 connect_chain_done(struct session *, const struct chain_result *);
+static int	 cmd_junk_limit(struct session *, enum smtp_verb);
 
 static const struct cmd_row cmd_table[] = {
 	{ SMTP_VERB_HELO, 0, SLUICE_PHASE_HELO, check_helo, proceed_helo },
@@ -266,6 +267,8 @@ smtp_cmd_dispatch(struct session *s, const char *line, size_t len)
 		session_close(s, 421, "4.3.2", "Service shutting down, closing connection");
 		return;
 	}
+	if (cmd_junk_limit(s, cmd.verb) == -1)
+		return;
 	c = cmd_state_new(s, cmd.verb);
 	if (row->check(s, c, cmd.arg, cmd.arg_len) == -1)
 		return;
@@ -274,6 +277,40 @@ smtp_cmd_dispatch(struct session *s, const char *line, size_t len)
 		chain_start(s, row->phase, cmd_chain_done);
 	else
 		row->proceed(s, c);
+}
+
+/*
+ * limits.commands_before_mail (like Postfix's smtpd_junk_command_limit):
+ * commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP, a repeated
+ * HELO/EHLO) are counted; a MAIL with valid syntax sets the count back to
+ * 0 (session_txn_new).  Past the limit: 421 and close.  -1 when closed.
+ */
+static int
+cmd_junk_limit(struct session *s, enum smtp_verb verb)
+{
+	long long	 max = s->lg->conf->limits.commands_before_mail;
+
+	switch (verb) {
+	case SMTP_VERB_NOOP:
+	case SMTP_VERB_RSET:
+	case SMTP_VERB_VRFY:
+	case SMTP_VERB_EXPN:
+	case SMTP_VERB_HELP:
+		break;
+	case SMTP_VERB_HELO:
+	case SMTP_VERB_EHLO:
+		if (s->helo == NULL)
+			return 0;	/* the first greeting is not junk */
+		break;
+	default:
+		return 0;
+	}
+	if (max <= 0 || ++s->junk <= (unsigned long long)max)
+		return 0;
+	session_log(s, LOG_LEVEL_INFO, "disconnect reason=too_many_commands commands=%u "
+	    "limit=%lld client=%s", s->junk, max, s->addr);
+	session_close(s, 421, "4.7.0", "Too many commands without mail, closing");
+	return -1;
 }
 
 /* The default reply for a chain verdict in a phase. */

@@ -232,6 +232,9 @@ static const char full_conf[] =
 	"max_connections_per_ip = 7\n"
 	"ipv4_prefix = 24\n"
 	"ipv6_prefix = 48\n"
+	"max_connection_rate_per_ip = 30\n"
+	"connection_rate_window = 2m\n"
+	"chroot = \"/var/lib/sluice\"\n"
 	"log {\n"
 	"\ttarget = \"stderr\"\n"
 	"\tfacility = \"local3\"\n"
@@ -250,6 +253,7 @@ static const char full_conf[] =
 	"\tspool_memory = 128k\n"
 	"\theaders = 200\n"
 	"\theader_size = 8k\n"
+	"\tcommands_before_mail = 12\n"
 	"}\n"
 	"other \"tag\" { color = \"blue\" }\n"
 	"listener \"mx\" {\n"
@@ -262,6 +266,7 @@ static const char full_conf[] =
 	"\treceived_header = false\n"
 	"\treverse_lookup = false\n"
 	"\tmax_connections = 40\n"
+	"\tgreeting_delay = 1500ms\n"
 	"\tlimits {\n"
 	"\t\tmessage_size = 5M\n"
 	"\t\tidle_timeout = 30s\n"
@@ -317,6 +322,10 @@ check_full_globals(const struct config *cfg)
 	assert_int_equal(cfg->drain_timeout_ms, 45000);
 	assert_int_equal(cfg->max_connections, 100);
 	assert_int_equal(cfg->max_connections_per_ip, 7);
+	assert_int_equal(cfg->max_connection_rate_per_ip, 30);
+	assert_int_equal(cfg->connection_rate_window_ms, 120000);
+	assert_string_equal(cfg->chroot, "/var/lib/sluice");
+	assert_int_equal(cfg->limits.commands_before_mail, 12);
 	assert_int_equal(cfg->ipv4_prefix, 24);
 	assert_int_equal(cfg->ipv6_prefix, 48);
 	assert_int_equal(cfg->log_stderr, 1);
@@ -368,6 +377,8 @@ check_full_listeners(const struct config *cfg)
 	assert_int_equal(l->data_mode, CONFIG_DATA_NORMALIZE);
 	assert_int_equal(l->received_header, 0);
 	assert_int_equal(l->reverse_lookup, 0);
+	assert_int_equal(l->greeting_delay_ms, 1500);
+	assert_int_equal(l->limits.commands_before_mail, 12);
 	assert_int_equal(l->max_connections, 40);
 	/* Set here: */
 	assert_int_equal(l->limits.message_size, 5 * 1024 * 1024);
@@ -508,6 +519,11 @@ test_defaults(void **state)
 	assert_int_equal(cfg->drain_timeout_ms, 30000);
 	assert_int_equal(cfg->max_connections, 2000);
 	assert_int_equal(cfg->max_connections_per_ip, 50);
+	assert_int_equal(cfg->max_connection_rate_per_ip, 0);
+	assert_int_equal(cfg->connection_rate_window_ms, 60000);
+	assert_null(cfg->chroot);
+	assert_int_equal(cfg->limits.commands_before_mail, 100);
+	assert_int_equal(cfg->listeners[0].greeting_delay_ms, 0);
 	assert_int_equal(cfg->ipv4_prefix, 32);
 	assert_int_equal(cfg->ipv6_prefix, 64);
 	assert_int_equal(cfg->log_stderr, 0);
@@ -604,6 +620,13 @@ static const struct bad_case bad_cases[] = {
 	    ":3: spool_memory: \"1T\" is not a size (e.g. 512, 64k, 10M, 1G)" },
 	{ "size out of range", BASE "limits { spool_memory = 65M }\n",
 	    ":3: spool_memory = 65M is out of range (4k..64M)" },
+	{ "greeting_delay range", BASE "listener \"m\" { listen = { \"127.0.0.1:1\" } "
+	    "backend = \"b\" greeting_delay = 6m }\n",
+	    ":3: greeting_delay = 6m is out of range (0 or 100ms..5m)" },
+	{ "rate window range", BASE "connection_rate_window = 0\n",
+	    ":3: connection_rate_window = 0 is out of range (1s..1d)" },
+	{ "chroot relative", BASE "chroot = \"jail\"\n",
+	    ":3: chroot \"jail\" must be an absolute path" },
 	{ "bad integer", BASE "workers = 0x10\n", ":3: workers: \"0x10\" is not an integer" },
 	{ "integer out of range", BASE "workers = 257\n", ":3: workers = 257 is out of range (0..256)" },
 	{ "listener limit range", BASE "listener \"m\" { listen = { \"127.0.0.1:1\" } backend = \"b\"\n"

@@ -110,6 +110,8 @@ plugin_copy(const char *name, const char *sub, mode_t mode)
 	snprintf(from, sizeof(from), "%s/tests/plugins/.libs/%s.so", TEST_BUILDDIR, name);
 	snprintf(dir, sizeof(dir), "%s/%s", tmpdir, sub);
 	mkdir(dir, 0755);
+	/* Not the umask either: a group-writable directory is refused. */
+	assert_int_equal(chmod(dir, 0755), 0);
 	assert_true(asprintf(&to, "%s/%s.so", dir, name) > 0);
 	copy_file(from, to, mode);
 	return to;
@@ -473,6 +475,63 @@ test_open_writable_refused(void **state)
 	}
 }
 
+/* The directory: writable by group or others only with the sticky bit. */
+static void
+test_open_dir_writable_refused(void **state)
+{
+	static const mode_t	 modes[] = { 0777, 0775, 0757 };
+	char			*path, dir[PATH_MAX], real[PATH_MAX];
+	char			 err[PATH_MAX * 2 + 256], want[PATH_MAX * 2 + 256];
+	struct module		*m;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		path = plugin_copy("good", "wd", 0755);
+		snprintf(dir, sizeof(dir), "%s/wd", tmpdir);
+		assert_non_null(realpath(dir, real));
+		assert_int_equal(chmod(dir, modes[i]), 0);
+		snprintf(want, sizeof(want), "%s: refusing to load a module from directory %s, "
+		    "writable by group or others (mode %04o); run chmod go-w on it", path, real,
+		    (unsigned int)modes[i]);
+		expect_refusal(module_open(path, err, sizeof(err)), err, want);
+		assert_false(is_loaded(path));
+		free(path);
+	}
+	/* Sticky (like /tmp): others cannot replace a file they do not own. */
+	assert_int_equal(chmod(dir, 01777), 0);
+	path = plugin_copy("good", "wd", 0755);
+	assert_int_equal(chmod(dir, 01777), 0);
+	m = module_open(path, err, sizeof(err));
+	if (m == NULL)
+		fail_msg("%s", err);
+	module_release(&m);
+	free(path);
+}
+
+/* Owned by someone other than root or who started us: refused. */
+static void
+test_open_owner_refused(void **state)
+{
+	char		*path, err[PATH_MAX + 256], want[PATH_MAX + 256];
+	struct module	*m;
+
+	if (geteuid() != 0)
+		skip();
+	path = plugin_copy("good", "own", 0755);
+	assert_int_equal(chown(path, 65534, 65534), 0);
+	snprintf(want, sizeof(want), "%s: refusing to load a module owned by uid 65534 "
+	    "(only root or uid 0, who started sluice, may own it)", path);
+	expect_refusal(module_open(path, err, sizeof(err)), err, want);
+	/* Once told that uid started the daemon, it may own its plugins. */
+	module_set_owner(65534);
+	m = module_open(path, err, sizeof(err));
+	module_set_owner(0);
+	if (m == NULL)
+		fail_msg("%s", err);
+	module_release(&m);
+	free(path);
+}
+
 static void
 test_open_not_a_file(void **state)
 {
@@ -545,6 +604,8 @@ main(void)
 		cmocka_unit_test(test_open_clash_builtin),
 		cmocka_unit_test(test_open_clash_other_plugin),
 		cmocka_unit_test(test_open_writable_refused),
+		cmocka_unit_test(test_open_dir_writable_refused),
+		cmocka_unit_test(test_open_owner_refused),
 		cmocka_unit_test(test_open_not_a_file),
 		cmocka_unit_test(test_plugin_reads_options),
 	};
