@@ -7,6 +7,7 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -272,6 +273,17 @@ connlimit_take(const struct config *cfg, struct listener_gen *lg, const struct s
 		return CONNLIMIT_PER_IP;
 	}
 	return CONNLIMIT_OK;
+}
+
+void
+connlimit_key_text(const struct connlimit_key *key, char *buf, size_t len)
+{
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	if (key->family == AF_INET || key->family == AF_INET6)
+		if (inet_ntop(key->family, key->bytes, buf, (socklen_t)len) == NULL)
+			buf[0] = '\0';
 }
 
 enum connlimit_result

@@ -8,6 +8,7 @@
 #ifndef SLUICE_CONNLIMIT_H
 #define SLUICE_CONNLIMIT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -51,6 +52,11 @@ int	 connlimit_rate_take(const struct connlimit_key *key, long max, long long wi
 size_t	 connlimit_rate_slots(void);
 /* Forget every rate slot (unit tests). */
 void	 connlimit_rate_clear(void);
+/*
+ * The key as text, "192.0.2.0" or "2001:db8::" (the masked prefix), for
+ * tables keyed by client like auth_fail.c; "" when family is 0.
+ */
+void	 connlimit_key_text(const struct connlimit_key *key, char *buf, size_t len);
 /* Open connections, all listeners. */
 long	 connlimit_total(void);
 

@@ -21,6 +21,7 @@
 #include "auth_fail.h"
 #include "chain.h"
 #include "config.h"
+#include "connlimit.h"
 #include "generation.h"
 #include "log.h"
 #include "session.h"
@@ -47,6 +48,7 @@ static void	 smtp_auth_failure(struct session *, const char *);
 static void	 smtp_auth_delay_cb(evutil_socket_t, short, void *);
 static void	 smtp_auth_log_fail(struct session *, const char *, long, long long);
 static void	 smtp_auth_end(struct session *);
+static const char *smtp_auth_client_key(struct session *, char *, size_t);
 
 int
 smtp_auth_offered(const struct session *s)
@@ -96,7 +98,7 @@ int
 smtp_auth_check(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 {
 	const struct config_listener_auth *a = &s->lg->conf->auth;
-	char	 q[80];
+	char	 q[80], key[INET6_ADDRSTRLEN];
 
 	if (a->mode == CONFIG_AUTH_NONE) {
 		cmd_fail(s, 502, "5.5.1", "Error: command not implemented");
@@ -119,7 +121,8 @@ smtp_auth_check(struct session *s, struct cmd_state *c, const char *arg, size_t 
 		cmd_fail(s, 503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
 		return -1;
 	}
-	if (auth_fail_count(s->addr, monotonic_ms(), a->failure_window_ms) >= a->max_failures) {
+	if (auth_fail_count(smtp_auth_client_key(s, key, sizeof(key)), monotonic_ms(),
+	    a->failure_window_ms) >= a->max_failures) {
 		session_log(s, LOG_LEVEL_INFO, "auth=refused reason=too_many_failures client=%s",
 		    log_quote(q, sizeof(q), s->addr, 64));
 		session_close(s, 421, "4.7.0", "Too many failed authentication attempts, "
@@ -285,18 +288,32 @@ smtp_auth_log_fail(struct session *s, const char *reason, long n, long long dela
 	    user, s->addr, as->failures, n, delay_ms);
 }
 
+/*
+ * Failures are counted per client prefix (ipv4_prefix, ipv6_prefix, as
+ * the per-IP connection limit), so an IPv6 client cannot rotate through
+ * its /64 to start over.
+ */
+static const char *
+smtp_auth_client_key(struct session *s, char *buf, size_t len)
+{
+	connlimit_key_text(session_limit_key(s), buf, len);
+	return buf[0] != '\0' ? buf : s->addr;
+}
+
 /* A failed attempt: count it, wait, then 535 (and 421 past a limit). */
 static void
 smtp_auth_failure(struct session *s, const char *reason)
 {
 	const struct config_listener_auth *a = &s->lg->conf->auth;
 	struct smtp_auth_state	*as = smtp_auth_state(s);
+	char			 key[INET6_ADDRSTRLEN];
 	long			 n;
 	long long		 ms;
 	struct timeval		 tv;
 
 	as->failures++;
-	n = auth_fail_record(s->addr, monotonic_ms(), a->failure_window_ms);
+	n = auth_fail_record(smtp_auth_client_key(s, key, sizeof(key)), monotonic_ms(),
+	    a->failure_window_ms);
 	as->close_after = as->failures >= (unsigned int)a->max_session_failures ||
 	    n >= a->max_failures;
 	ms = auth_fail_delay(a->fail_delay_ms, n);

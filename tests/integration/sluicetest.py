@@ -1347,7 +1347,8 @@ class RawClient:
     write, every read has a timeout (default 10 s, scaled)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=None, unix=None,
-                 strict=True):
+                 strict=True, source=None):
+        """source: the local address to connect from ("127.0.0.2")."""
         self.timeout = _default(timeout)
         self.strict = strict
         if unix:
@@ -1355,7 +1356,9 @@ class RawClient:
             self.sock.settimeout(self.timeout)
             self.sock.connect(str(unix))
         else:
-            self.sock = socket.create_connection((host, port), self.timeout)
+            self.sock = socket.create_connection(
+                (host, port), self.timeout,
+                source_address=(source, 0) if source else None)
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.received = bytearray()  # everything read, for diagnostics

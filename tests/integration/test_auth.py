@@ -380,6 +380,26 @@ def test_failure_delay_and_address_limit(tmp):
             assert "auth=ok" not in log
 
 
+def test_failures_counted_per_prefix(tmp):
+    """Failures count per client prefix (ipv4_prefix), as the per-IP
+    connection limit does: another address of the same /24 cannot start
+    over, one of another /24 can."""
+    cfg = config(tmp, None, auth_max_failures=2)
+    cfg["globals"]["ipv4_prefix"] = 24
+    with Capture(tmp / "cap") as cap:
+        cfg["backends"]["out"]["servers"] = [cap.address]
+        with Sluice(cfg, tmp / "sluice") as s:
+            for source, reply in (("127.0.0.2", "535 5.7.8"), ("127.0.0.3", "535 5.7.8"),
+                                  ("127.0.0.4", "421 4.7.0"), ("127.0.1.5", "235 2.7.0")):
+                with RawClient(s.port, source=source) as c:
+                    c.expect(220)
+                    ehlo_keywords(c)
+                    pw = PASSWORD if source == "127.0.1.5" else "wrong"
+                    c.send((plain_line("alice", pw) + "\r\n").encode())
+                    c.expect(reply)
+            s.wait_log(r"auth=refused reason=too_many_failures")
+
+
 def test_log_never_has_secrets(tmp):
     secret_lines = []
     with Capture(tmp / "cap") as cap, \
