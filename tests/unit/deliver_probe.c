@@ -7,10 +7,11 @@
  *
  *	deliver_probe [-8u] [-H helo] [-f sender] [-r rcpt [-N notify] [-O orcpt]]...
  *	    [-R ret] [-E envid] [-S size] [-t timeout_ms] [-c connect_ms]
- *	    [-i reuse_idle_ms] [-n count] [-d destination] [-D domain]
+ *	    [-i reuse_idle_ms] [-n count] [-w wait_ms] [-d destination] [-D domain]
  *	    -b body_file host...
  *
  * A host is "name=IP:PORT[,IP:PORT...]" or "IP:PORT" ("[v6]:PORT").
+ * -w waits that long between deliveries (idle connection handling).
  * Output, one line each:
  *	result ITER rcpt=<a> class=OK|TEMP|PERM code=N dsn=X.Y.Z relay=R text=T
  *	summary ITER relay=R reused=0|1 dup_risk=0|1 connects=N elapsed_ms=N
@@ -48,6 +49,8 @@ struct probe {
 	struct deliver_smtp_job		 job;		/* reused for every iteration */
 	int				 count;		/* deliveries wanted */
 	int				 iter;		/* current one */
+	long long			 wait_ms;	/* pause between deliveries */
+	struct event			*pause;		/* for that pause */
 	uint64_t			 start_ms;	/* of the first */
 };
 
@@ -56,6 +59,7 @@ static void	 probe_parse_host(char *, struct deliver_smtp_host *, struct sockadd
 static int	 probe_parse_addr(const char *, struct sockaddr_storage *);
 static void	 probe_start(struct probe *);
 static void	 probe_done(void *, struct deliver_smtp_job *);
+static void	 probe_resume(evutil_socket_t, short, void *);
 
 static int
 probe_parse_addr(const char *s, struct sockaddr_storage *ss)
@@ -134,7 +138,12 @@ probe_done(void *arg, struct deliver_smtp_job *job)
 	    job->summary.reused, job->summary.dup_risk, job->summary.connects,
 	    (unsigned long long)job->summary.elapsed_ms);
 	if (++p->iter < p->count) {
-		probe_start(p);
+		struct timeval	 tv = { p->wait_ms / 1000, (p->wait_ms % 1000) * 1000 };
+
+		if (p->wait_ms > 0)
+			evtimer_add(p->pause, &tv);
+		else
+			probe_start(p);
 		return;
 	}
 	printf("total count=%d elapsed_ms=%llu idle=%zu\n", p->count,
@@ -142,6 +151,12 @@ probe_done(void *arg, struct deliver_smtp_job *job)
 	fflush(stdout);
 	/* Closing the cached connections leaves the loop with nothing to wait for. */
 	deliver_smtp_cache_free(&p->cache);
+}
+
+static void
+probe_resume(evutil_socket_t fd, short events, void *arg)
+{
+	probe_start(arg);
 }
 
 int
@@ -169,7 +184,7 @@ main(int argc, char *argv[])
 	p.job.destination = "example.org";
 	p.job.env.sender = "sender@example.com";
 	p.job.body_fd = -1;
-	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:d:D:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:d:D:b:")) != -1) {
 		switch (ch) {
 		case '8':
 			p.job.env.body_8bit = 1;
@@ -220,6 +235,9 @@ main(int argc, char *argv[])
 		case 'n':
 			p.count = atoi(optarg);
 			break;
+		case 'w':
+			p.wait_ms = atoll(optarg);
+			break;
 		case 'd':
 			p.job.destination = optarg;
 			break;
@@ -252,10 +270,13 @@ main(int argc, char *argv[])
 	if ((p.base = event_base_new()) == NULL)
 		errx(1, "event_base_new");
 	p.cache = deliver_smtp_cache_new(p.base, &cfg);
+	if ((p.pause = evtimer_new(p.base, probe_resume, &p)) == NULL)
+		errx(1, "evtimer_new");
 	p.start_ms = monotonic_ms();
 	probe_start(&p);
 	event_base_dispatch(p.base);
 	deliver_smtp_cache_free(&p.cache);
+	event_free(p.pause);
 	event_base_free(p.base);
 	close(p.job.body_fd);
 	return p.iter == p.count ? 0 : 1;
