@@ -105,6 +105,7 @@ struct deliver_smtp {
 	size_t			 size;		/* message size for SIZE= */
 	struct evbuffer_file_segment *seg;	/* the body */
 	size_t			 body_pos;	/* bytes of it queued */
+	int			 add_crlf;	/* the body lacks its last CRLF */
 	struct deliver_smtp_result last;	/* last reason when all addresses fail */
 	uint64_t		 start_ms;	/* for delay= */
 };
@@ -144,6 +145,7 @@ static void	 ds_set_pending(struct deliver_smtp *, const struct deliver_smtp_res
 static void	 ds_finish(struct deliver_smtp *, int);
 static void	 ds_finish_cb(evutil_socket_t, short, void *);
 static void	 ds_log(struct deliver_smtp *);
+static int	 ds_body_needs_crlf(const struct deliver_smtp_job *);
 
 /* --- Configuration and cache ------------------------------------------------ */
 
@@ -500,6 +502,7 @@ deliver_smtp_start(struct deliver_smtp_cache *cache, struct deliver_smtp_job *jo
 		ds_finish(d, 0);
 		return d;
 	}
+	d->add_crlf = ds_body_needs_crlf(job);
 	if ((d->conn = dc_cache_take(cache, job->destination)) != NULL) {
 		d->reused = 1;
 		d->conn->job = d;
@@ -510,6 +513,23 @@ deliver_smtp_start(struct deliver_smtp_cache *cache, struct deliver_smtp_job *jo
 	}
 	ds_next_address(d);
 	return d;
+}
+
+/*
+ * Wire form ends in CRLF; a body that does not (a damaged queue file) gets
+ * one before the dot, or the remote would never see the end of data.
+ */
+static int
+ds_body_needs_crlf(const struct deliver_smtp_job *job)
+{
+	char	 tail[2];
+
+	if (job->body_len == 0)
+		return 0;
+	if (job->body_len < 2 || pread(job->body_fd, tail, 2,
+	    job->body_offset + (off_t)job->body_len - 2) != 2)
+		return 1;
+	return tail[0] != '\r' || tail[1] != '\n';
 }
 
 void
@@ -896,6 +916,8 @@ ds_body_pump(struct deliver_smtp *d)
 			d->body_pos += n;
 			if (d->body_pos < len)
 				continue;
+			if (d->add_crlf)
+				evbuffer_add(out, "\r\n", 2);
 			evbuffer_add(out, ".\r\n", 3);
 			c->state = DC_FINAL;
 			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);

@@ -56,13 +56,15 @@ class Probe:
 
 
 def deliver(tmp, hosts, rcpts=("b@example.net",), body=BODY, args=(),
-            timeout_ms=3000, wall=40):
-    """Run deliver_probe once; hosts are "name=ip:port[,ip:port]" strings."""
+            timeout_ms=3000, wall=40, prefix=b""):
+    """Run deliver_probe once; hosts are "name=ip:port[,ip:port]" strings.
+    prefix goes before the body in the file (as a queue file's envelope)."""
     if not PROBE.exists():
         raise HardError("%s not built (make check builds it)" % PROBE)
     bodyf = Path(tmp) / "body.eml"
-    bodyf.write_bytes(body)
-    cmd = [str(PROBE), "-b", str(bodyf), "-H", HELO, "-f", "a@example.org",
+    bodyf.write_bytes(prefix + body)
+    cmd = [str(PROBE), "-b", str(bodyf), "-o", str(len(prefix)), "-H", HELO,
+           "-f", "a@example.org",
            "-t", str(timeout_ms), "-c", str(timeout_ms)]
     for r in rcpts:
         cmd += ["-r", r] if isinstance(r, str) else ["-r"] + list(r)
@@ -235,6 +237,20 @@ def test_empty_and_large_body(tmp):
         m1, m2 = cap.wait_messages(2)
         assert m1.data == big
         assert m2.data == b""
+
+
+def test_body_at_an_offset_and_missing_final_crlf(tmp):
+    prefix = b"envelope: a@example.org\nrcpt: b@example.net\n\n" * 300
+    with Capture(tmp / "cap") as cap:
+        p = deliver(tmp, ["mx=" + cap.address], prefix=prefix)
+        assert p.r("b@example.net")["class"] == "OK", p.out
+        # a damaged body without its last CRLF still ends the data
+        p = deliver(tmp, ["mx=" + cap.address], prefix=prefix,
+                    body=b"Subject: x\r\n\nno end")
+        assert p.r("b@example.net")["class"] == "OK", p.out
+        m1, m2 = cap.wait_messages(2)
+        assert m1.data == BODY
+        assert m2.data == b"Subject: x\r\n\nno end\r\n"
 
 
 def test_refused_primary_then_secondary(tmp):

@@ -8,9 +8,10 @@
  *	deliver_probe [-8u] [-H helo] [-f sender] [-r rcpt [-N notify] [-O orcpt]]...
  *	    [-R ret] [-E envid] [-S size] [-t timeout_ms] [-c connect_ms]
  *	    [-i reuse_idle_ms] [-n count] [-w wait_ms] [-d destination] [-D domain]
- *	    -b body_file host...
+ *	    [-o offset] -b body_file host...
  *
  * A host is "name=IP:PORT[,IP:PORT...]" or "IP:PORT" ("[v6]:PORT").
+ * -o: the body starts that many bytes into the file (as in a queue file).
  * -w waits that long between deliveries (idle connection handling).
  * Output, one line each:
  *	result ITER rcpt=<a> class=OK|TEMP|PERM code=N dsn=X.Y.Z relay=R text=T
@@ -184,7 +185,7 @@ main(int argc, char *argv[])
 	p.job.destination = "example.org";
 	p.job.env.sender = "sender@example.com";
 	p.job.body_fd = -1;
-	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:d:D:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:d:D:o:b:")) != -1) {
 		switch (ch) {
 		case '8':
 			p.job.env.body_8bit = 1;
@@ -244,6 +245,9 @@ main(int argc, char *argv[])
 		case 'D':
 			p.job.domain = optarg;
 			break;
+		case 'o':
+			p.job.body_offset = (off_t)atoll(optarg);
+			break;
 		case 'b':
 			if ((p.job.body_fd = open(optarg, O_RDONLY | O_CLOEXEC)) == -1 ||
 			    fstat(p.job.body_fd, &st) == -1)
@@ -261,6 +265,9 @@ main(int argc, char *argv[])
 		errx(2, "usage: deliver_probe -b body -r rcpt ... host...");
 	for (ch = 0; ch < argc; ch++)
 		probe_parse_host(argv[ch], &hosts[ch], addrs, &naddrs);
+	if ((size_t)p.job.body_offset > p.job.body_len)
+		errx(2, "offset past the end of the body file");
+	p.job.body_len -= (size_t)p.job.body_offset;
 	if (p.job.domain == NULL)
 		p.job.domain = strchr(rcpts[0].addr, '@') ? strchr(rcpts[0].addr, '@') + 1 : "";
 	p.job.env.rcpts = rcpts;
