@@ -73,6 +73,8 @@ def deliver(tmp, hosts, rcpts=("b@example.net",), body=BODY, args=(),
     out = p.stdout.decode("utf-8", "replace")
     log = p.stderr.decode("utf-8", "replace")
     assert p.returncode == 0, "probe rc=%d\n%s\n%s" % (p.returncode, out, log)
+    # a sanitizer build reports here (and LeakSanitizer through the exit code)
+    assert "runtime error" not in log and "Sanitizer" not in log, log
     return Probe(out, log)
 
 
