@@ -223,6 +223,8 @@ dc_cache_take(struct deliver_smtp_cache *cache, const char *key)
 {
 	struct dconn	*c;
 
+	if (key == NULL)
+		return NULL;
 	for (c = cache->idle; c != NULL; c = c->next)
 		if (c->state == DC_IDLE && strcmp(c->key, key) == 0) {
 			dc_unlink(c);
@@ -292,7 +294,7 @@ dc_new(struct deliver_smtp_cache *cache, const char *key, const char *host,
 	socklen_t	 len;
 
 	c->cache = cache;
-	c->key = xstrdup(key);
+	c->key = xstrdup(key != NULL ? key : "");
 	strlcpy_s(c->host, host, sizeof(c->host));
 	dc_format_addr(addr, ip, sizeof(ip), &port);
 	snprintf(c->peer, sizeof(c->peer), "%s[%s]", host, ip);

@@ -83,7 +83,7 @@ struct deliver_smtp_summary {
 
 struct deliver_smtp_job {
 	const char		*queue_id;	/* for every log line */
-	const char		*destination;	/* reuse key and text ("example.org", "[relay]:25") */
+	const char		*destination;	/* reuse key ("example.org", "[relay]:25"); NULL: no reuse */
 	const char		*domain;	/* recipient domain, for "mail for DOMAIN loops back" */
 	struct deliver_smtp_envelope env;	/* sender, params, recipients (results written) */
 	int			 body_fd;	/* wire-form body: dot-stuffed, CRLF, no final dot */

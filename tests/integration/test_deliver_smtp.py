@@ -555,6 +555,29 @@ def test_idle_connection_closed_by_remote_or_by_us(tmp):
         assert len(cap.connections()) == 1
 
 
+def test_cancel_mid_delivery(tmp):
+    # Shutdown while the remote sits on MAIL: no callback, connection closed
+    # (and, in the sanitizer build, nothing leaked).
+    with Capture(tmp / "cap", script={"rules": [{"phase": "mail", "action": "hang"}]}) as cap:
+        p = deliver(tmp, ["mx=" + cap.address], args=["-k", "500"], timeout_ms=20000)
+        assert "cancelled 0" in p.out, p.out
+        assert not p.results, p.out
+        conn, = cap.wait_connections(1, closed=True)
+        assert conn.verbs()[-1] == "MAIL"
+
+
+def test_ipv6(tmp):
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        skip("no IPv6 loopback")
+    with Capture(tmp / "cap", host="::1") as cap:
+        p = deliver(tmp, ["mx6=[::1]:%d" % cap.port], args=["-n", "2"])
+        assert p.r("b@example.net")["relay"] == "mx6[::1]:%d" % cap.port, p.out
+        assert [s["reused"] for s in p.summaries] == ["0", "1"], p.out
+        cap.wait_messages(2)
+
+
 def test_smtp_sink_and_rates(tmp):
     body = b"Subject: bench\r\n\r\n" + (b"x" * 62 + b"\r\n") * 64   # 4 KiB
     n = 200

@@ -8,10 +8,11 @@
  *	deliver_probe [-8u] [-H helo] [-f sender] [-r rcpt [-N notify] [-O orcpt]]...
  *	    [-R ret] [-E envid] [-S size] [-t timeout_ms] [-c connect_ms]
  *	    [-i reuse_idle_ms] [-n count] [-w wait_ms] [-d destination] [-D domain]
- *	    [-o offset] -b body_file host...
+ *	    [-k cancel_ms] [-o offset] -b body_file host...
  *
  * A host is "name=IP:PORT[,IP:PORT...]" or "IP:PORT" ("[v6]:PORT").
  * -o: the body starts that many bytes into the file (as in a queue file).
+ * -k cancels the (first) delivery after that long and prints "cancelled".
  * -w waits that long between deliveries (idle connection handling).
  * Output, one line each:
  *	result ITER rcpt=<a> class=OK|TEMP|PERM code=N dsn=X.Y.Z relay=R text=T
@@ -52,6 +53,9 @@ struct probe {
 	int				 iter;		/* current one */
 	long long			 wait_ms;	/* pause between deliveries */
 	struct event			*pause;		/* for that pause */
+	long long			 cancel_ms;	/* cancel the delivery after this */
+	struct event			*cancel;	/* for that */
+	struct deliver_smtp		*running;	/* the delivery in progress */
 	uint64_t			 start_ms;	/* of the first */
 };
 
@@ -61,6 +65,7 @@ static int	 probe_parse_addr(const char *, struct sockaddr_storage *);
 static void	 probe_start(struct probe *);
 static void	 probe_done(void *, struct deliver_smtp_job *);
 static void	 probe_resume(evutil_socket_t, short, void *);
+static void	 probe_cancel(evutil_socket_t, short, void *);
 
 static int
 probe_parse_addr(const char *s, struct sockaddr_storage *ss)
@@ -117,7 +122,7 @@ probe_start(struct probe *p)
 
 	for (i = 0; i < p->job.env.nrcpts; i++)
 		memset(&p->job.env.rcpts[i].result, 0, sizeof(p->job.env.rcpts[i].result));
-	(void)deliver_smtp_start(p->cache, &p->job, probe_done, p);
+	p->running = deliver_smtp_start(p->cache, &p->job, probe_done, p);
 }
 
 static void
@@ -128,6 +133,7 @@ probe_done(void *arg, struct deliver_smtp_job *job)
 	const struct deliver_smtp_rcpt	*rc;
 	size_t				 i;
 
+	p->running = NULL;
 	for (i = 0; i < job->env.nrcpts; i++) {
 		rc = &job->env.rcpts[i];
 		printf("result %d rcpt=<%s> class=%s code=%d dsn=%s relay=%s text=%s\n", p->iter,
@@ -151,6 +157,22 @@ probe_done(void *arg, struct deliver_smtp_job *job)
 	    (unsigned long long)(monotonic_ms() - p->start_ms), deliver_smtp_cache_idle(p->cache));
 	fflush(stdout);
 	/* Closing the cached connections leaves the loop with nothing to wait for. */
+	evtimer_del(p->cancel);
+	deliver_smtp_cache_free(&p->cache);
+}
+
+/* Shutdown in the middle of a delivery: no callback may follow. */
+static void
+probe_cancel(evutil_socket_t fd, short events, void *arg)
+{
+	struct probe	*p = arg;
+
+	if (p->running == NULL)
+		return;
+	deliver_smtp_cancel(&p->running);
+	printf("cancelled %d\n", p->iter);
+	p->iter = p->count;
+	evtimer_del(p->pause);
 	deliver_smtp_cache_free(&p->cache);
 }
 
@@ -185,7 +207,7 @@ main(int argc, char *argv[])
 	p.job.destination = "example.org";
 	p.job.env.sender = "sender@example.com";
 	p.job.body_fd = -1;
-	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:d:D:o:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:k:d:D:o:b:")) != -1) {
 		switch (ch) {
 		case '8':
 			p.job.env.body_8bit = 1;
@@ -245,6 +267,9 @@ main(int argc, char *argv[])
 		case 'D':
 			p.job.domain = optarg;
 			break;
+		case 'k':
+			p.cancel_ms = atoll(optarg);
+			break;
 		case 'o':
 			p.job.body_offset = (off_t)atoll(optarg);
 			break;
@@ -279,11 +304,19 @@ main(int argc, char *argv[])
 	p.cache = deliver_smtp_cache_new(p.base, &cfg);
 	if ((p.pause = evtimer_new(p.base, probe_resume, &p)) == NULL)
 		errx(1, "evtimer_new");
+	if ((p.cancel = evtimer_new(p.base, probe_cancel, &p)) == NULL)
+		errx(1, "evtimer_new");
+	if (p.cancel_ms > 0) {
+		struct timeval	 tv = { p.cancel_ms / 1000, (p.cancel_ms % 1000) * 1000 };
+
+		evtimer_add(p.cancel, &tv);
+	}
 	p.start_ms = monotonic_ms();
 	probe_start(&p);
 	event_base_dispatch(p.base);
 	deliver_smtp_cache_free(&p.cache);
 	event_free(p.pause);
+	event_free(p.cancel);
 	event_base_free(p.base);
 	close(p.job.body_fd);
 	return p.iter == p.count ? 0 : 1;
