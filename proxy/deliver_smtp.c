@@ -119,7 +119,7 @@ static void	 dc_send(struct dconn *, const char *, long long);
 static void	 dc_read_cb(struct bufferevent *, void *);
 static void	 dc_write_cb(struct bufferevent *, void *);
 static void	 dc_event_cb(struct bufferevent *, short, void *);
-static void	 dc_idle_lost(struct dconn *);
+static void	 dc_idle_lost(struct dconn *, int);
 static void	 dc_idle_reply(struct dconn *, const struct smtp_reply *);
 static void	 dc_cache_put(struct dconn *);
 static struct dconn *dc_cache_take(struct deliver_smtp_cache *, const char *);
@@ -377,7 +377,7 @@ dc_read_cb(struct bufferevent *bev, void *arg)
 			if (c->job != NULL)
 				ds_lost(c->job, "protocol error: unexpected data", 1);
 			else
-				dc_idle_lost(c);
+				dc_idle_lost(c, 0);
 			break;
 		}
 		st = smtp_reply_read(in, &c->reply);
@@ -387,7 +387,7 @@ dc_read_cb(struct bufferevent *bev, void *arg)
 			if (c->job != NULL)
 				ds_lost(c->job, "protocol error: malformed reply", 1);
 			else
-				dc_idle_lost(c);
+				dc_idle_lost(c, 0);
 			break;
 		}
 		if (c->job != NULL)
@@ -430,7 +430,7 @@ dc_event_cb(struct bufferevent *bev, short events, void *arg)
 		if (c->job != NULL)
 			dc_set_timeout(c, c->cache->cfg.greeting_timeout_ms);
 	} else if (c->job == NULL)
-		dc_idle_lost(c);
+		dc_idle_lost(c, (events & BEV_EVENT_TIMEOUT) != 0);
 	else if (events & BEV_EVENT_TIMEOUT)
 		ds_lost(c->job, "timeout", 0);
 	else if (events & BEV_EVENT_EOF)
@@ -444,11 +444,14 @@ dc_event_cb(struct bufferevent *bev, short events, void *arg)
 		dc_free(c);
 }
 
-/* A cached connection closed, timed out or spoke unasked: drop it. */
+/*
+ * A cached connection closed, timed out (idle_over) or spoke unasked:
+ * drop it.
+ */
 static void
-dc_idle_lost(struct dconn *c)
+dc_idle_lost(struct dconn *c, int idle_over)
 {
-	if (c->state == DC_IDLE && c->cache->cfg.reuse_idle_ms > 0) {
+	if (idle_over && c->state == DC_IDLE) {
 		/* Idle time over: say goodbye without waiting for the answer. */
 		evbuffer_add(bufferevent_get_output(c->bev), "QUIT\r\n", 6);
 		(void)io_write_now(c->bev);
@@ -599,10 +602,11 @@ ds_address_failed(struct deliver_smtp *d, int polite, int code, const char *enha
     const char *text)
 {
 	struct dconn	*c = d->conn;
+	char		 q[DELIVER_TEXT_MAX + 16];
 
-	log_info("%s deliver relay=%s attempt_failed reason=\"%s\"", d->job->queue_id,
-	    c->relay, text);
 	deliver_smtp_result_set(&d->last, code, DELIVER_TEMP, enhanced, text, c->relay);
+	log_info("%s deliver relay=%s attempt_failed reason=%s", d->job->queue_id, c->relay,
+	    log_quote(q, sizeof(q), d->last.text, DELIVER_TEXT_MAX));
 	/* A 5xx greeting or EHLO says nothing final about the recipients (Postfix). */
 	d->last.klass = DELIVER_TEMP;
 	d->last.enhanced[0] = '4';
