@@ -512,7 +512,7 @@ deliver_smtp_start(struct deliver_smtp_cache *cache, struct deliver_smtp_job *jo
 		d->reused = 1;
 		d->conn->job = d;
 		d->conn->state = DC_READY;
-		/* From the loop, like every other outcome. */
+		/* Starts at once; the result still comes from the loop (ds_finish). */
 		ds_transaction(d);
 		return d;
 	}

@@ -4,6 +4,7 @@ tests/unit/deliver_probe against real peers on loopback: capture_server.py
 (byte-exact checks and scripted faults), Postfix's smtp-sink, and raw
 socket servers written here for what the capture server cannot show
 (whether MAIL and RCPTs came in one write)."""
+import collections
 import os
 import re
 import socket
@@ -576,6 +577,76 @@ def test_ipv6(tmp):
         assert p.r("b@example.net")["relay"] == "mx6[::1]:%d" % cap.port, p.out
         assert [s["reused"] for s in p.summaries] == ["0", "1"], p.out
         cap.wait_messages(2)
+
+
+def chaotic_session(srv, s, n):
+    """A remote that, at every step, may answer right, 4xx, 5xx, garbage,
+    close, or fall silent (seeded per connection).  Counts the 250s it
+    sends after a final dot: the client may report OK only for those."""
+    import random
+    rnd = random.Random(n * 7919)
+    f = LineReader(s)
+
+    def step(good):
+        x = rnd.random()
+        if x < 0.04:
+            raise ValueError("closing on purpose")
+        if x < 0.05:
+            srv.notes.append("hang")
+            time.sleep(scaled(5))
+            raise ValueError("hung on purpose")
+        if x < 0.09:
+            s.sendall(rnd.choice([b"HTTP/1.0 200 OK\r\n", b"25\r\n", b"\x00\xff\r\n",
+                                  b"250-a\r\n260 b\r\n", b"x" * 3000 + b"\r\n"]))
+            return False
+        if x < 0.14:
+            s.sendall(b"451 4.3.0 later\r\n")
+            return False
+        if x < 0.18:
+            s.sendall(b"550 5.7.1 no\r\n")
+            return False
+        s.sendall(good)
+        return True
+
+    step(b"220 chaos.test ESMTP\r\n")
+    while True:
+        line = f.line().upper()
+        if line.startswith(b"EHLO") or line.startswith(b"HELO"):
+            step(b"250-chaos.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 0\r\n")
+        elif line.startswith(b"DATA"):
+            if step(b"354 go\r\n"):
+                while f.line() != b".\r\n":
+                    pass
+                if step(b"250 2.0.0 queued\r\n"):
+                    srv.accepted_msgs += 1
+        elif line.startswith(b"QUIT"):
+            s.sendall(b"221 bye\r\n")
+            return
+        else:
+            step(b"250 2.0.0 ok\r\n")
+
+
+def test_chaotic_remote(tmp):
+    # 150 deliveries on reused and fresh connections to a remote that
+    # misbehaves at random: the client never crashes or hangs, every
+    # recipient gets a result, and OK is reported only for messages the
+    # remote acknowledged after the final dot.
+    n = 150
+    with RawServer(chaotic_session) as srv:
+        srv.accepted_msgs = 0
+        p = deliver(tmp, ["chaos=" + srv.address],
+                    rcpts=("x@example.net", "y@example.net"),
+                    args=["-n", str(n)], timeout_ms=1000, wall=55)
+        assert len(p.results) == n, p.out[-2000:]
+        ok = 0
+        for it in p.results:
+            assert set(r["class"] for r in it.values()) <= {"OK", "TEMP", "PERM"}, it
+            ok += any(r["class"] == "OK" for r in it.values())
+        time.sleep(0.2)
+        assert ok == srv.accepted_msgs, (ok, srv.accepted_msgs)
+        classes = collections.Counter(r["class"] for it in p.results for r in it.values())
+        assert classes["OK"] and classes["TEMP"] and classes["PERM"], classes
+        print("# chaotic remote: %d connections, results %s" % (srv.accepts, dict(classes)))
 
 
 def test_smtp_sink_and_rates(tmp):
