@@ -26,9 +26,12 @@ enum deliver_class {
 #define DELIVER_RELAY_MAX	320
 
 /*
- * The result for one recipient.  code 0: no reply from the remote (the
- * reason is ours: connection refused, timeout, protocol error, a missing
- * extension); text then says why, Postfix-style.
+ * The result for one recipient.  klass decides what the scheduler does;
+ * code is the remote's reply code as given, which can disagree (a 554
+ * greeting on the last address tried is a TEMP with code 554, as Postfix
+ * does).  code 0: no reply from the remote (the reason is ours: connection
+ * refused, timeout, protocol error, a missing extension); text then says
+ * why, Postfix-style.
  */
 struct deliver_smtp_result {
 	enum deliver_class klass;		/* DELIVER_* */
