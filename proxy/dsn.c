@@ -168,27 +168,36 @@ dsn_field(struct dsn_buf *b, const char *name, const char *value)
 	}
 }
 
-/* Free text (clean) as lines of at most DSN_FOLD_AT where it has spaces. */
+/*
+ * Free text (clean) as lines of at most DSN_FOLD_AT where it has spaces;
+ * continuation lines are indented, so text from outside never starts a
+ * line of the part (no "--boundary", no "Header:" look-alike, no dot).
+ */
 static void
 dsn_wrap(struct dsn_buf *b, const char *text)
 {
-	size_t	 len = strlen(text), cut;
+	char	 line[DSN_LINE_MAX + 1];
+	size_t	 len = strlen(text), cut, indent = 0, room;
 
 	while (len > 0) {
+		room = DSN_FOLD_AT - indent;
 		cut = len;
-		if (len > DSN_FOLD_AT) {
-			for (cut = DSN_FOLD_AT; cut > 0 && text[cut] != ' '; cut--)
+		if (len > room) {
+			for (cut = room; cut > 0 && text[cut] != ' '; cut--)
 				;
 			if (cut == 0)
-				cut = len < DSN_LINE_MAX - 1 ? len : DSN_LINE_MAX - 1;
+				cut = len < DSN_LINE_MAX - indent ? len : DSN_LINE_MAX - indent;
 		}
-		dsn_line(b, text, cut);
+		memset(line, ' ', indent);
+		memcpy(line + indent, text, cut);
+		dsn_line(b, line, indent + cut);
 		text += cut;
 		len -= cut;
 		while (len > 0 && *text == ' ') {
 			text++;
 			len--;
 		}
+		indent = 4;
 	}
 }
 
