@@ -42,6 +42,7 @@
 
 #include "sluice_filter.h"
 
+struct config_mx;
 struct dns_resolver;
 struct worker;
 
@@ -70,6 +71,9 @@ struct mx_options {
 	size_t		 max_hosts;	/* 0 = MX_HOSTS_MAX (and never more) */
 	size_t		 max_addrs;	/* per host; 0 = MX_ADDRS_MAX (and never more) */
 };
+
+/* The options from the configuration (delivery_port, inet_protocols, ...). */
+void		 mx_options_from_config(struct mx_options *o, const struct config_mx *c);
 
 /* A destination: what a route or a recipient domain says. */
 struct mx_dest {

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config.h"
 #include "mx.h"
 #include "util.h"
 
@@ -91,6 +92,16 @@ static int	 mx_addr_is_own(const struct sockaddr_storage *, const struct sockadd
 		    size_t);
 
 /* --- Destinations ---------------------------------------------------------- */
+
+void
+mx_options_from_config(struct mx_options *o, const struct config_mx *c)
+{
+	memset(o, 0, sizeof(*o));
+	o->families = c->inet_protocols == 1 ? MX_INET_IPV4 : c->inet_protocols == 2 ?
+	    MX_INET_IPV6 : MX_INET_ALL;
+	o->prefer_ipv4 = c->prefer_ipv4;
+	o->delivery_port = (unsigned int)c->delivery_port;
+}
 
 int
 mx_dest_parse(const char *text, int smarthost, struct mx_dest *d, char *err, size_t errlen)

@@ -206,4 +206,23 @@ def test_cancel_never_calls_back(tmp):
         assert out == ["cancelled", "callbacks=0"], out
 
 
+def test_config_options(tmp):
+    """The relay resolution options: accepted, and bad values named with file:line."""
+    good = standard_config("127.0.0.1:1", globals={
+        "delivery_port": 2525, "inet_protocols": "ipv4",
+        "address_preference": "ipv4", "smart_host": "[relay.example]:587"})
+    rc, out = check_config(good, tmp / "good")
+    assert rc == 0, out
+    for key, value, want in [
+            ("delivery_port", 70000, "delivery_port = 70000 is out of range"),
+            ("inet_protocols", "ipv5", 'inet_protocols "ipv5" is not valid'),
+            ("address_preference", "any", 'address_preference "any" is not valid'),
+            ("smart_host", "[relay.example", 'smart_host "[relay.example": missing'),
+            ("smart_host", "relay.example:0", "bad port"),
+            ("smart_host", "bad host", "bad host name")]:
+        rc, out = check_config(standard_config("127.0.0.1:1", globals={key: value}),
+                               tmp / ("bad-%s-%s" % (key, len(str(value)))))
+        assert rc != 0 and re.search(r"sluice\.conf:\d+: " + re.escape(want), out), out
+
+
 run_tests(globals())
