@@ -240,7 +240,7 @@ test_dest_parse_bad(void **state)
 	static const char *const bad[] = {
 		"", "[relay.example.org", "[relay]x", "relay:", "relay:0", "relay:65536",
 		"relay:25x", "2001:db8::1", "bad host", "a..b", "[]", "[bad_host!]", "evil\r\n",
-		"x:-1",
+		"x:-1", "[IPv6:relay.example]", ".example", "-x.example",
 	};
 	struct mx_dest	 d;
 	char		 err[256];
