@@ -449,6 +449,9 @@ dsn_copy_original(struct dsn_buf *b, const char *orig, size_t len, int headers_o
 					*eightbit = 1;
 			}
 			if (i == 0) {
+				/* A lone "." cannot be in wire form; never pass one on. */
+				if (n == 1 && line[1] == '.')
+					dsn_buf_add(b, ".", 1);
 				dsn_buf_add(b, line + 1, piece);
 			} else {
 				line[0] = headers_only ? ' ' : '.';

@@ -287,6 +287,11 @@ test_dot_stuffing(void **state)
 	assert_int_equal(count_lines_starting(&m, ".dotline"), 0);
 	assert_int_equal(count_lines_starting(&m, ".."), 2);
 	dsn_message_clear(&m);
+	/* Not wire form (a lone "." inside), found by fuzz_dsn: never passed on. */
+	assert_int_equal(dsn_compose(&r, "Subject: x\r\n.\r\n", 16, &m), 0);
+	assert_wire_form(&m, 0);
+	assert_int_equal(count_lines_starting(&m, "..\r\n"), 1);
+	dsn_message_clear(&m);
 }
 
 static void
