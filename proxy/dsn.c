@@ -55,6 +55,7 @@ static int	 dsn_contains(const struct dsn_buf *, const char *);
 static uint64_t	 dsn_random(uint64_t *);
 static void	 dsn_compose_header(struct dsn_buf *, const struct dsn_report *, const char *, int,
 		    int, uint64_t *);
+static struct dsn_rcpt *dsn_select(const struct dsn_report *, struct dsn_report *);
 static void	 dsn_choose_boundary(char *, size_t, const struct dsn_buf *, size_t, uint64_t *);
 
 static void
@@ -536,11 +537,39 @@ dsn_choose_boundary(char *boundary, size_t size, const struct dsn_buf *parts, si
 	}
 }
 
+/*
+ * The recipients NOTIFY wants reported, in *w (a copy of r pointing at
+ * them); NULL when there are none or the sender is null.  Caller frees.
+ */
+static struct dsn_rcpt *
+dsn_select(const struct dsn_report *r, struct dsn_report *w)
+{
+	struct dsn_rcpt	*sel;
+	size_t		 i, n = 0;
+
+	if (r->nrcpts == 0 || !dsn_wanted(r->sender, 0, DSN_ACTION_FAILED))
+		return NULL;
+	sel = xcalloc(r->nrcpts, sizeof(*sel));
+	for (i = 0; i < r->nrcpts; i++)
+		if (dsn_wanted(r->sender, r->rcpts[i].notify, r->rcpts[i].action))
+			sel[n++] = r->rcpts[i];
+	if (n == 0) {
+		free(sel);
+		return NULL;
+	}
+	*w = *r;
+	w->rcpts = sel;
+	w->nrcpts = n;
+	return sel;
+}
+
 int
 dsn_compose(const struct dsn_report *r, const char *orig, size_t orig_len,
     struct dsn_message *out)
 {
 	struct dsn_buf	 part[3] = { { 0 }, { 0 }, { 0 } }, msg = { 0 };
+	struct dsn_report wanted;
+	struct dsn_rcpt	*sel;
 	char		 boundary[80];
 	size_t		 i, limit = r->full_limit ? r->full_limit : DSN_FULL_LIMIT_DEFAULT;
 	uint64_t	 rng = r->seed ? r->seed : random_u64();
@@ -548,8 +577,9 @@ dsn_compose(const struct dsn_report *r, const char *orig, size_t orig_len,
 	int		 full = r->ret_full && orig_len <= limit;
 
 	memset(out, 0, sizeof(*out));
-	if (r->nrcpts == 0 || !dsn_wanted(r->sender, 0, DSN_ACTION_FAILED))
+	if ((sel = dsn_select(r, &wanted)) == NULL)
 		return -1;
+	r = &wanted;
 	for (i = 0; i < r->nrcpts; i++)
 		failed |= r->rcpts[i].action == DSN_ACTION_FAILED;
 	dsn_compose_text(&part[0], r, failed);
@@ -575,6 +605,7 @@ dsn_compose(const struct dsn_report *r, const char *orig, size_t orig_len,
 	dsn_buf_printf(&msg, "\r\n--%s--\r\n", boundary);
 	for (i = 0; i < nitems(part); i++)
 		free(part[i].p);
+	free(sel);
 	out->data = msg.p;
 	out->len = msg.len;
 	out->eightbit = eightbit;
