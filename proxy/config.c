@@ -245,6 +245,8 @@ static void	 config_hint_duplicate(const struct config_loader *ld, const char *q
 static int	 config_cb_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv);
 static int	 config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_enum(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
+static int	 config_cb_listener_mode(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+		    void *result);
 static int	 config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
@@ -276,6 +278,7 @@ static char	*config_hostname_default(void);
 static void	 config_convert(struct config_loader *ld);
 static void	 config_convert_globals(struct config_loader *ld, struct config *cfg);
 static void	 config_convert_resolver(cfg_t *sec, struct config_resolver *r);
+static void	 config_convert_queue(cfg_t *sec, struct config *cfg);
 static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
@@ -316,6 +319,8 @@ static const char *const config_backend_types[] = { "smtp", "lmtp", "maildir", N
 static const char *const config_identities[] = { "auto", "xclient", "xforward", "none", NULL };
 static const char *const config_on_errors[] = { "tempfail", "accept", "reject", NULL };
 static const char *const config_modes[] = { "enforce", "observe", NULL };
+static const char *const config_listener_modes[] = { "forward", "relay", NULL };
+static const char *const config_queue_syncs[] = { "fdatasync", "syncfs", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -326,6 +331,7 @@ static const struct config_enum config_enums[] = {
 	{ "identity", config_identities },
 	{ "on_error", config_on_errors },
 	{ "mode", config_modes },
+	{ "sync", config_queue_syncs },
 };
 
 static const struct config_number config_numbers[] = {
@@ -434,6 +440,14 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_BOOL("reverse_lookup", cfg_true, CFGF_NONE),
 	CFG_INT_CB("max_connections", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
+	CFG_STR_CB("mode", "forward", CFGF_NONE, config_cb_listener_mode),
+	CFG_END()
+};
+
+/* The relay queue; the scheduler's options join these. */
+static cfg_opt_t config_queue_opts[] = {
+	CFG_STR_CB("directory", NULL, CFGF_NODEFAULT, config_cb_string),
+	CFG_STR_CB("sync", "fdatasync", CFGF_NONE, config_cb_enum),
 	CFG_END()
 };
 
@@ -472,6 +486,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_FUNC("include", config_cb_include),
 	CFG_SEC("log", config_log_opts, CFGF_NONE),
 	CFG_SEC("resolver", config_resolver_opts, CFGF_NONE),
+	CFG_SEC("queue", config_queue_opts, CFGF_NONE),
 	CFG_SEC("limits", config_limits_opts, CFGF_NONE),
 	CFG_SEC("listener", config_listener_opts, CONFIG_SECTION_FLAGS),
 	CFG_SEC("backend", config_backend_opts, CONFIG_SECTION_FLAGS),
@@ -1355,6 +1370,16 @@ config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
  * The callbacks report a bad value and return 0, so parsing goes on and
  * every bad value is reported at once; the error count fails the load.
  */
+/* A listener's mode (its own table: "mode" of a filter is another enum). */
+static int
+config_cb_listener_mode(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	*(const char **)result = value;
+	if (config_enum_index(config_listener_modes, value) == -1)
+		cfg_error(cfg, "mode \"%s\" is not valid (allowed: forward, relay)", value);
+	return 0;
+}
+
 static int
 config_cb_enum(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -1893,6 +1918,21 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	cfg->log_level = v != -1 ? v : LOG_LEVEL_INFO;
 	config_convert_limits(cfg_getsec(t, "limits"), &cfg->limits, NULL);
 	config_convert_resolver(cfg_getsec(t, "resolver"), &cfg->resolver);
+	config_convert_queue(cfg_getsec(t, "queue"), cfg);
+}
+
+/* The queue folders live under spool_dir unless the section says where. */
+static void
+config_convert_queue(cfg_t *sec, struct config *cfg)
+{
+	const char	*s = sec != NULL ? cfg_getstr(sec, "directory") : NULL;
+
+	if (s != NULL)
+		cfg->queue.directory = xstrdup(s);
+	else
+		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
+	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
+	    cfg_getstr(sec, "sync")) == 1 ? 1 : 0;
 }
 
 static void
@@ -1968,6 +2008,8 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->reverse_lookup = cfg_getbool(sec, "reverse_lookup") ? 1 : 0;
 	l->max_connections = cfg_getint(sec, "max_connections");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
+	l->mode = config_enum_index(config_listener_modes, cfg_getstr(sec, "mode")) == 1 ?
+	    CONFIG_MODE_RELAY : CONFIG_MODE_FORWARD;
 }
 
 static void
@@ -2160,7 +2202,12 @@ config_resolve_listener(struct config_loader *ld, size_t i)
 
 	for (n = 0; n < cfg->nbackends && n < nitems(names); n++)
 		names[n] = cfg->backends[n].name;
-	if (l->backend == NULL)
+	if (l->mode == CONFIG_MODE_RELAY) {
+		/* The queue is where its messages go. */
+		if (l->backend != NULL)
+			config_error_section(ld, sec, "a relay-mode listener takes no backend "
+			    "(remove backend = \"%s\" or set mode = \"forward\")", l->backend);
+	} else if (l->backend == NULL)
 		config_error_section(ld, sec, "backend is required (backends: %s)",
 		    n > 0 ? config_join(list, sizeof(list), names, n) : "none defined");
 	else if ((l->backend_ref = config_backend_find(cfg, l->backend)) == NULL)
@@ -2388,6 +2435,7 @@ config_free(struct config **cfgp)
 	free(cfg->group);
 	free(cfg->pidfile);
 	free(cfg->spool_dir);
+	free(cfg->queue.directory);
 	config_free_strings(cfg->resolver.forwarders, cfg->resolver.nforwarders);
 	free(cfg->resolver.trust_anchor);
 	free(cfg->resolver.resolv_conf);

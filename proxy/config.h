@@ -30,7 +30,14 @@ enum config_backend_type {
 	CONFIG_BACKEND_SMTP = 0,	/* SMTP over TCP or unix socket */
 	CONFIG_BACKEND_LMTP,		/* LMTP (LHLO, per-recipient replies) */
 	CONFIG_BACKEND_MAILDIR,		/* embedded Maildir writer */
-	CONFIG_BACKEND_EXPLAIN		/* internal: sluice --explain, keeps nothing */
+	CONFIG_BACKEND_EXPLAIN,		/* internal: sluice --explain, keeps nothing */
+	CONFIG_BACKEND_RELAY		/* internal: a relay-mode listener's stand-in (the queue) */
+};
+
+/* What a listener does with an accepted message. */
+enum config_listener_mode {
+	CONFIG_MODE_FORWARD = 0,	/* to its backend, in step with the client */
+	CONFIG_MODE_RELAY		/* into the relay queue, 250 once on disk */
 };
 
 enum config_identity {
@@ -86,6 +93,7 @@ struct config_listener {
 	int		  reverse_lookup;	/* verified client host name before the greeting */
 	long long	  max_connections;	/* on this listener, 0 = global only */
 	struct config_limits limits;		/* effective limits */
+	enum config_listener_mode mode;		/* forward or relay */
 };
 
 struct config_backend {
@@ -159,6 +167,12 @@ struct config_resolver {
 	int		  line;			/* of the section (or 0), for errors */
 };
 
+/* The queue section: the relay queue (relay-mode listeners). */
+struct config_queue {
+	char		 *directory;		/* the queue folders' parent */
+	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs */
+};
+
 struct config {
 	char		 *path;			/* file given to config_load */
 	char		 *hostname;		/* default hostname */
@@ -178,6 +192,7 @@ struct config {
 	int		  log_level;		/* enum log_level */
 	struct config_limits limits;		/* global defaults */
 	struct config_resolver resolver;	/* DNS for filters and relay */
+	struct config_queue queue;		/* relay queue */
 	struct module	**modules;		/* plugins from "load", references held */
 	size_t		  nmodules;		/* entries in modules */
 	struct config_listener *listeners;	/* in file order */

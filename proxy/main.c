@@ -39,6 +39,7 @@
 #include "log.h"
 #include "module.h"
 #include "pool.h"
+#include "queue_ctl.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -63,6 +64,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: sluice [-fhotV] [-c file]\n"
+	    "       sluice [-c file] queue list|show ID|delete ID|hold ID|release ID|flush\n"
 	    "       sluice --explain [-c file] --client IP --helo NAME --from ADDR\n"
 	    "              --to ADDR [--to ADDR ...] [--listener NAME] < message\n"
 	    "  -c file  configuration file (default %s/sluice.conf)\n"
@@ -110,12 +112,17 @@ print_chains(const struct config *cfg)
 		printf("listener \"%s\"", l->name);
 		for (j = 0; j < l->nlisten; j++)
 			printf("%s%s", j ? ", " : " on ", l->listen[j]);
+		if (l->mode == CONFIG_MODE_RELAY)
+			printf("\n  relay mode (queue %s)\n", cfg->queue.directory);
+		if (b == NULL)
+			goto chain;
 		printf("\n  backend \"%s\" (%s", b->name, config_backend_type_name(b->type));
 		if (b->type == CONFIG_BACKEND_MAILDIR)
 			printf(" %s", b->maildir);
 		for (j = 0; j < b->nservers; j++)
 			printf("%s%s", j ? ", " : " ", b->servers[j]);
 		printf(")\n");
+chain:
 		if (l->nchain == 0)
 			printf("  chain: empty\n");
 		for (j = 0; j < l->nchain; j++) {
@@ -365,6 +372,10 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 	case SIGUSR1:
 		log_info("status sessions=%ld generations_alive=%d listeners=%zu",
 		    session_count(), generation_live_count(), listener_count());
+		queue_daemon_status();
+		break;
+	case SIGUSR2:
+		queue_daemon_flush();
 		break;
 	default:
 		break;
@@ -378,7 +389,7 @@ run_daemon(void)
 {
 	struct generation	*g;
 	struct event		*sigs[5];
-	static const int	 signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+	static const int	 signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
 	char			*err = xcalloc(1, CONFIG_ERR_MAX);
 	size_t			 i;
 	int			 n;
@@ -402,6 +413,7 @@ run_daemon(void)
 	free(err);
 	raise_fd_limit();
 	prepare_spool_dir(g->cfg);
+	queue_daemon_prepare(g->cfg);
 	if (!daemon_state.foreground)
 		daemonize();
 	log_init("sluice", g->cfg->log_stderr, g->cfg->log_facility);
@@ -417,6 +429,7 @@ run_daemon(void)
 		evsignal_add(sigs[i], NULL);
 	}
 	pool_start((int)g->cfg->pool_threads);
+	queue_daemon_start();
 	workers_start(n);
 	generation_set_current(g);
 	listener_commit(g);
@@ -425,6 +438,7 @@ run_daemon(void)
 	event_base_dispatch(daemon_state.base);
 	workers_stop();
 	pool_stop();
+	queue_daemon_stop();
 	/* Requests still waiting on a store get their callback, then go. */
 	store_shutdown();
 	/* Every session is gone: run the filters' fini and free the config. */
@@ -500,6 +514,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "queue") == 0)
+		return queue_ctl_main(daemon_state.config_path, argc - optind - 1,
+		    argv + optind + 1);
 	if (optind != argc) {
 		usage(stderr);
 		return 2;

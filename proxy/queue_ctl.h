@@ -1,0 +1,25 @@
+/*
+ * queue_ctl.h - operator control of the relay queue: the daemon's side
+ * (folders at start, recovery, committer, counts on SIGUSR1, flush on
+ * SIGUSR2) and the `sluice queue ...` subcommand working on the files.
+ */
+#ifndef SLUICE_QUEUE_CTL_H
+#define SLUICE_QUEUE_CTL_H
+
+struct config;
+
+/* Before privileges are dropped: create the folders, owned by cfg->user. */
+void	 queue_daemon_prepare(const struct config *cfg);
+/* After: recover what a previous run left, start the committer. */
+void	 queue_daemon_start(void);
+/* After the pool stopped: finish the last group. */
+void	 queue_daemon_stop(void);
+/* SIGUSR1: one log line with the counts per state and commit figures. */
+void	 queue_daemon_status(void);
+/* SIGUSR2 (`sluice queue flush`): ask the scheduler to retry deferred mail now. */
+void	 queue_daemon_flush(void);
+
+/* `sluice [-c config] queue CMD [ARG]`; argv[0] is CMD.  Exit status. */
+int	 queue_ctl_main(const char *config_path, int argc, char **argv);
+
+#endif /* SLUICE_QUEUE_CTL_H */
