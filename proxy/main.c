@@ -420,6 +420,8 @@ run_daemon(void)
 	write_pidfile(g->cfg);
 	drop_privileges(g->cfg);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE: EFBIG and a 452, not a dead daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	worker_threads_init();
 	if ((daemon_state.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
