@@ -155,8 +155,10 @@ check_config(const char *path, int print)
 	} else {
 		if (print)
 			print_chains(g->cfg);
-		else
+		else {
+			queue_config_warnings(g->cfg, stderr);
 			printf("sluice: %s: configuration is valid\n", path);
+		}
 		generation_free(g);
 	}
 	store_shutdown();

@@ -14,7 +14,10 @@
  */
 #include "autoconf.h"
 
+#include <sys/socket.h>
 #include <sys/types.h>
+
+#include <netinet/in.h>
 
 #include <errno.h>
 #include <pwd.h>
@@ -27,8 +30,10 @@
 
 #include "config.h"
 #include "log.h"
+#include "module.h"
 #include "queue.h"
 #include "queue_ctl.h"
+#include "sluice_filter.h"
 #include "util.h"
 
 #define EXIT_TEMPFAIL	75	/* sysexits EX_TEMPFAIL: locked, try again */
@@ -98,6 +103,46 @@ queue_daemon_flush(void)
 	    queue_flush_hook != NULL ? "yes" : "none");
 	if (queue_flush_hook != NULL)
 		queue_flush_hook();
+}
+
+/* --- sluice -t ------------------------------------------------------------- */
+
+static int
+queue_addr_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	return ss->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr);
+}
+
+int
+queue_config_warnings(const struct config *cfg, FILE *fp)
+{
+	const struct config_listener	*l;
+	size_t				 i, j;
+	int				 n = 0, relay, open;
+
+	for (i = 0; i < cfg->nlisteners; i++) {
+		l = &cfg->listeners[i];
+		if (l->mode != CONFIG_MODE_RELAY)
+			continue;
+		for (j = 0, relay = 0; j < l->nchain; j++)
+			if (strcmp(l->chain_refs[j]->module->desc->name, "relay") == 0)
+				relay = 1;
+		for (j = 0, open = 0; j < l->nlisten; j++)
+			if (!queue_addr_loopback(&l->addrs[j]))
+				open = 1;
+		if (open && !relay) {
+			fprintf(fp, "sluice: warning: listener \"%s\" relays mail for anyone "
+			    "who reaches it: mode = relay on a non-loopback address with no "
+			    "relay filter in its chain\n", l->name);
+			n++;
+		}
+	}
+	return n;
 }
 
 /* --- sluice queue ------------------------------------------------------------ */

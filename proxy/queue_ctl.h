@@ -6,6 +6,8 @@
 #ifndef SLUICE_QUEUE_CTL_H
 #define SLUICE_QUEUE_CTL_H
 
+#include <stdio.h>
+
 struct config;
 
 /* Before privileges are dropped: create the folders, owned by cfg->user. */
@@ -18,6 +20,13 @@ void	 queue_daemon_stop(void);
 void	 queue_daemon_status(void);
 /* SIGUSR2 (`sluice queue flush`): ask the scheduler to retry deferred mail now. */
 void	 queue_daemon_flush(void);
+
+/*
+ * sluice -t: a warning on fp for each relay-mode listener on a
+ * non-loopback address whose chain has no relay filter (an open relay).
+ * Returns how many.
+ */
+int	 queue_config_warnings(const struct config *cfg, FILE *fp);
 
 /* `sluice [-c config] queue CMD [ARG]`; argv[0] is CMD.  Exit status. */
 int	 queue_ctl_main(const char *config_path, int argc, char **argv);

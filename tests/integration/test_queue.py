@@ -389,6 +389,17 @@ def test_config_checks(tmp):
                                           "sync": "syncfs"}})
     rc, out = check_config(cfg, tmp / "c")
     assert rc == 0, out
+    assert "warning" not in out, out  # loopback only
+    public = relay_config(listener={"listen": ["0.0.0.0:%d" % port]})
+    rc, out = check_config(public, tmp / "e")
+    assert rc == 0, out
+    assert ('warning: listener "in" relays mail for anyone who reaches it'
+            in out), out
+    public["filters"] = {"r": {"module": "relay",
+                               "networks": ["127.0.0.0/8"]}}
+    public["listeners"]["in"]["chain"] = ["r"]
+    rc, out = check_config(public, tmp / "f")
+    assert rc == 0 and "warning" not in out, out
     cfg["globals"]["queue"]["sync"] = "never"
     rc, out = check_config(cfg, tmp / "d")
     assert rc != 0 and 'sync "never" is not valid' in out, out
