@@ -30,7 +30,7 @@ enum queue_state {
 
 enum queue_sync {
 	QUEUE_SYNC_FDATASYNC = 0,	/* fdatasync each file of a group, fsync the folder */
-	QUEUE_SYNC_SYNCFS		/* one syncfs(2) per group, fsync the folder */
+	QUEUE_SYNC_SYNCFS		/* one syncfs(2) per group, fsync the folder (default) */
 };
 
 struct queue_counts {

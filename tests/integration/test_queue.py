@@ -146,6 +146,21 @@ def test_relay_queues_exact_bytes(tmp):
         assert got[:-len(body)].count(b"\r\nReceived:") == 0
 
 
+def test_large_message_from_spool_file(tmp):
+    """Past spool_memory the DATA spool is a file: the queue gets its
+    bytes exactly too."""
+    line = b"0123456789" * 99 + b"\r\n"
+    body = b"Subject: large\r\n\r\n" + b"".join(
+        (b"." if i % 7 == 0 else b"") + line for i in range(1200))
+    body = body.replace(b"\r\n.", b"\r\n..")  # as a client dot-stuffs
+    with Sluice(relay_config(listener={"received_header": False}),
+                tmp / "sluice") as s:
+        qid = queued_id(send(s.port, body).text)
+        _, _, got, _ = parse_queue_file((qdir(s) / "active" / qid).read_bytes())
+        assert len(body) > 1024 * 1024
+        assert got == body
+
+
 def test_null_sender_and_no_received(tmp):
     body = b"Subject: bounce\r\n\r\nx\r\n"
     with Sluice(relay_config(listener={"received_header": False}),
@@ -405,12 +420,12 @@ def test_config_checks(tmp):
     assert rc != 0 and 'sync "never" is not valid' in out, out
 
 
-def test_queue_directory_and_syncfs(tmp):
+def test_queue_directory_and_fdatasync(tmp):
     q = give_to_daemon(tmp / "elsewhere") if os.geteuid() == 0 else tmp / "elsewhere"
     if os.geteuid() != 0:
         q.mkdir()
     cfg = relay_config(globals={"queue": {"directory": str(q / "queue"),
-                                          "sync": "syncfs"}})
+                                          "sync": "fdatasync"}})
     with Sluice(cfg, tmp / "sluice") as s:
         qid = queued_id(send(s.port, b"Subject: s\r\n\r\nx\r\n").text)
         assert (q / "queue" / "active" / qid).is_file()
