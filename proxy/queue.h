@@ -71,6 +71,14 @@ void	 queue_count(struct queue_counts *counts);
 /* Ids in a state, sorted (= by arrival).  *ids is caller-freed (one block). */
 int	 queue_list(enum queue_state state, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
 
+/*
+ * Ids in deferred/ whose next attempt is at or before now, sorted, read
+ * without locking (a message being changed meanwhile is still listed or
+ * skipped; the scheduler opens each with queue_msg_open to own it).
+ * Files that do not parse are skipped here (recovery moves them).
+ */
+int	 queue_list_due(int64_t now, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
+
 /* --- Writing a new message --------------------------------------------------- */
 
 struct queue_writer;

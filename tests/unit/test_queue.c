@@ -355,6 +355,18 @@ test_write_commit_open(void **state)
 	assert_int_equal(m->env.rcpts[0].state, QUEUE_RCPT_PENDING);
 	assert_int_equal(m->env.attempts, 1);
 	assert_int_equal(m->env.next_attempt, 1764399999);
+	{
+		char	(*due)[QUEUE_ID_LEN + 1];
+		size_t	 ndue;
+
+		assert_int_equal(queue_list_due(1764399998, &due, &ndue), 0);
+		assert_int_equal(ndue, 0);
+		free(due);
+		assert_int_equal(queue_list_due(1764399999, &due, &ndue), 0);
+		assert_int_equal(ndue, 1);
+		assert_string_equal(due[0], id);
+		free(due);
+	}
 	assert_int_equal(queue_msg_remove(&m), 0);
 	assert_null(m);
 	assert_int_equal(count_dir("deferred"), 0);
