@@ -73,6 +73,22 @@ queue_init(const char *dir, enum queue_sync sync, uid_t uid, gid_t gid)
 	return 0;
 }
 
+int
+queue_use(const char *dir)
+{
+	char		 path[PATH_MAX];
+	struct stat	 st;
+	int		 i;
+
+	free(queue_root);
+	queue_root = xstrdup(dir);
+	for (i = 0; i < QUEUE_NSTATES; i++)
+		if (queue_path(path, sizeof(path), (enum queue_state)i, NULL) == -1 ||
+		    stat(path, &st) == -1)
+			return -1;
+	return 0;
+}
+
 const char *
 queue_dir(void)
 {

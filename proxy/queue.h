@@ -52,6 +52,12 @@ struct queue_stats {
  * errno.
  */
 int	 queue_init(const char *dir, enum queue_sync sync, uid_t uid, gid_t gid);
+/*
+ * Use the existing queue at dir (copied) without creating anything, for
+ * `sluice queue`: folders made by root would lock the daemon out.  0, or
+ * -1 with errno (ENOENT when a folder is missing).
+ */
+int	 queue_use(const char *dir);
 const char *queue_dir(void);
 const char *queue_state_name(enum queue_state state);
 /* -1 when name is no state. */

@@ -173,7 +173,12 @@ queue_ctl_main(const char *config_path, int argc, char **argv)
 		return 1;
 	}
 	free(err);
-	queue_init(cfg->queue.directory, QUEUE_SYNC_FDATASYNC, (uid_t)-1, (gid_t)-1);
+	if (queue_use(cfg->queue.directory) == -1) {
+		fprintf(stderr, "sluice: no queue at %s (%s); the daemon creates it at "
+		    "start\n", cfg->queue.directory, strerror(errno));
+		config_free(&cfg);
+		return 1;
+	}
 	if (strcmp(argv[0], "list") == 0)
 		rc = queue_ctl_list(argc, argv);
 	else if (strcmp(argv[0], "show") == 0)

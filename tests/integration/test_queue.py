@@ -422,6 +422,15 @@ def test_queue_commands(tmp):
         assert rc == 2 and "not a queue id" in err, (rc, err)
         rc, out, err = sluice_queue(s, "frobnicate")
         assert rc == 2 and "usage" in err, (rc, err)
+        # No queue there: said so, nothing created (root-owned folders
+        # would lock the daemon out).
+        other = s.config_path.parent / "other.conf"
+        other.write_text(s.config_text + '\nqueue { directory = "%s" }\n'
+                         % (tmp / "noqueue"))
+        p = subprocess.run([str(s.binary), "-c", str(other), "queue", "list"],
+                           capture_output=True, timeout=scaled(20))
+        assert p.returncode == 1 and b"no queue at" in p.stderr, p
+        assert not (tmp / "noqueue").exists()
         # flush: the daemon hears it (SIGUSR2 via the pidfile).
         mark = s.log_mark()
         rc, out, err = sluice_queue(s, "flush")
