@@ -200,6 +200,62 @@ def test_concurrent_sessions_unique_ids(tmp):
         assert 1 <= int(m[1]) <= 20, m[0]
 
 
+def test_synced_before_250(tmp):
+    """The order of system calls: the file's data synced, renamed into
+    active/, active/ fsynced, and only then the 250 written (invariant 1;
+    kill -9 cannot show this: the page cache survives it)."""
+    if shutil.which("strace") is None:
+        skip("strace is not installed")
+    for sync in ("syncfs", "fdatasync"):
+        cfg = relay_config(globals={"queue": {"sync": sync}})
+        with Sluice(cfg, tmp / sync) as s:
+            trace = tmp / ("trace-%s.txt" % sync)
+            errf = open(tmp / ("strace-%s.err" % sync), "wb")
+            st = subprocess.Popen(
+                ["strace", "-f", "-s", "128", "-p", str(s.pid), "-o", str(trace), "-e",
+                 "trace=syncfs,fdatasync,fsync,rename,writev,write"],
+                stdout=subprocess.DEVNULL, stderr=errf)
+            try:
+                wait_for(lambda: b"attached" in (tmp / ("strace-%s.err" % sync)
+                                                 ).read_bytes(),
+                         timeout=scaled(10))
+                qid = queued_id(send(s.port, b"Subject: t\r\n\r\nx\r\n").text)
+                wait_for(lambda: "queued as " + qid in trace.read_text(),
+                         timeout=scaled(10))
+            finally:
+                st.send_signal(signal.SIGINT)  # detaches, the daemon goes on
+                st.wait(scaled(10))
+                errf.close()
+            calls = trace.read_text().splitlines()
+
+            def first(pattern, start=0):
+                for i in range(start, len(calls)):
+                    if re.search(pattern, calls[i]):
+                        return i
+                raise AssertionError("no %r in the trace" % pattern)
+
+            def returned(i, name):
+                """Where call i returned (strace splits calls that other
+                threads interrupt into unfinished ... resumed)."""
+                if "unfinished" not in calls[i]:
+                    assert calls[i].rstrip().endswith("= 0"), calls[i]
+                    return i
+                tid = calls[i].split()[0]
+                j = first(r"^%s +<\.\.\. %s resumed>.*= 0$" % (tid, name), i)
+                return j
+            ren = first(r'rename\(".*/incoming/%s", ".*/active/%s"\) = 0' %
+                        (qid, qid))
+            starts = [i for i in range(ren) if re.search(r"\b%s\(\d+" % sync,
+                                                         calls[i])]
+            assert starts, "no %s before the rename" % sync
+            data = returned(starts[-1], sync)
+            dirsync = returned(first(r"\bfsync\(\d+", ren), "fsync")
+            reply = first(r"250 2\.0\.0 Ok: queued as %s" % qid)
+            assert data < ren < dirsync < reply, (sync, data, ren, dirsync,
+                                                  reply)
+            s.assert_running()
+
+
 # ---------------------------------------------------------------- crashes
 
 def test_kill9_after_250_keeps_message(tmp):
