@@ -532,6 +532,26 @@ def test_config_checks(tmp):
     assert rc != 0 and 'sync "never" is not valid' in out, out
 
 
+def test_no_queue_without_relay_listener_then_reload(tmp):
+    """A forward-only configuration has no queue; a reload that adds a
+    relay-mode listener makes it ready."""
+    with Capture(tmp / "cap") as cap:
+        fwd = standard_config(cap.address)
+        with Sluice(fwd, tmp / "sluice") as s:
+            assert not qdir(s).exists()
+            port = free_port()
+            both = dict(fwd)
+            both["listeners"] = dict(fwd["listeners"])
+            both["listeners"]["r"] = {"listen": ["127.0.0.1:%d" % port],
+                                      "mode": "relay"}
+            mark = s.log_mark()
+            s.reload(both)
+            s.wait_log(r"queue ready dir=\S+/spool/queue", since=mark)
+            s.wait_log(r"reload done", since=mark)
+            qid = queued_id(send(port, b"Subject: r\r\n\r\nx\r\n").text)
+            assert files(s, "active") == [qid]
+
+
 def test_queue_directory_and_fdatasync(tmp):
     q = give_to_daemon(tmp / "elsewhere") if os.geteuid() == 0 else tmp / "elsewhere"
     if os.geteuid() != 0:
