@@ -48,6 +48,7 @@ static enum queue_sync	 queue_sync;
 static atomic_uint_fast64_t queue_nmessages, queue_ngroups, queue_nsyncs;
 
 void			(*queue_flush_hook)(void);
+void			(*queue_committed_hook)(const char *);
 
 static int	 queue_read_envelope(int, struct queue_envelope *, char *, size_t);
 static int	 queue_append(struct queue_msg *, char *, size_t);

@@ -170,5 +170,12 @@ enum queue_sync queue_sync_mode(void);
  * main thread.  NULL = nothing schedules yet (the flush is only logged).
  */
 extern void (*queue_flush_hook)(void);
+/*
+ * The scheduler's hook for new mail: called with the id of each message
+ * that reached active/, on the committer thread (or the caller's, for
+ * queue_commit_now and queue_inject), after its done.  It must only hand
+ * the id on (worker_post).  NULL = nobody listens yet.
+ */
+extern void (*queue_committed_hook)(const char *id);
 
 #endif /* SLUICE_QUEUE_H */
