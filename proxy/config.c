@@ -247,6 +247,8 @@ static void	 config_hint_duplicate(const struct config_loader *ld, const char *q
 static int	 config_cb_include(cfg_t *cfg, cfg_opt_t *opt, int argc, const char **argv);
 static int	 config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_enum(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
+static int	 config_cb_listener_mode(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+		    void *result);
 static int	 config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_address(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static int	 config_cb_int(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
@@ -280,6 +282,7 @@ static void	 config_convert_globals(struct config_loader *ld, struct config *cfg
 static void	 config_convert_resolver(cfg_t *sec, struct config_resolver *r);
 static void	 config_convert_mx(cfg_t *t, struct config_mx *mx);
 static int	 config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
+static void	 config_convert_queue(cfg_t *sec, struct config *cfg);
 static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
@@ -333,6 +336,8 @@ static const char *const config_auth_types[] = { "passwd_file", "dovecot", NULL 
 /* Relay delivery (mx.h): in the order of enum mx_family. */
 static const char *const config_inet_protocols[] = { "all", "ipv4", "ipv6", NULL };
 static const char *const config_address_preferences[] = { "ipv6", "ipv4", NULL };
+static const char *const config_listener_modes[] = { "forward", "relay", NULL };
+static const char *const config_queue_syncs[] = { "fdatasync", "syncfs", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -347,6 +352,7 @@ static const struct config_enum config_enums[] = {
 	{ "auth", config_auth_modes },
 	{ "inet_protocols", config_inet_protocols },
 	{ "address_preference", config_address_preferences },
+	{ "sync", config_queue_syncs },
 };
 
 static const struct config_number config_numbers[] = {
@@ -472,6 +478,7 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_INT_CB("proxy_timeout", 10 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("greeting_delay", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
+	CFG_STR_CB("mode", "forward", CFGF_NONE, config_cb_listener_mode),
 	/* SMTP AUTH (RFC 4954) */
 	CFG_STR_CB("auth", "none", CFGF_NONE, config_cb_enum),
 	CFG_STR("auth_backend", NULL, CFGF_NODEFAULT),
@@ -489,6 +496,13 @@ static cfg_opt_t config_auth_opts[] = {
 	CFG_STR_CB("path", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_STR_CB("socket", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_INT_CB("timeout", 5 * SEC_MS, CFGF_NONE, config_cb_number),
+	CFG_END()
+};
+
+/* The relay queue; the scheduler's options join these. */
+static cfg_opt_t config_queue_opts[] = {
+	CFG_STR_CB("directory", NULL, CFGF_NODEFAULT, config_cb_string),
+	CFG_STR_CB("sync", "syncfs", CFGF_NONE, config_cb_enum),
 	CFG_END()
 };
 
@@ -530,6 +544,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_FUNC("include", config_cb_include),
 	CFG_SEC("log", config_log_opts, CFGF_NONE),
 	CFG_SEC("resolver", config_resolver_opts, CFGF_NONE),
+	CFG_SEC("queue", config_queue_opts, CFGF_NONE),
 	CFG_SEC("limits", config_limits_opts, CFGF_NONE),
 	CFG_SEC("listener", config_listener_opts, CONFIG_SECTION_FLAGS),
 	CFG_SEC("backend", config_backend_opts, CONFIG_SECTION_FLAGS),
@@ -1419,6 +1434,16 @@ config_cb_number(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
  * The callbacks report a bad value and return 0, so parsing goes on and
  * every bad value is reported at once; the error count fails the load.
  */
+/* A listener's mode (its own table: "mode" of a filter is another enum). */
+static int
+config_cb_listener_mode(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	*(const char **)result = value;
+	if (config_enum_index(config_listener_modes, value) == -1)
+		cfg_error(cfg, "mode \"%s\" is not valid (allowed: forward, relay)", value);
+	return 0;
+}
+
 static int
 config_cb_enum(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
@@ -1961,6 +1986,7 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	config_convert_limits(cfg_getsec(t, "limits"), &cfg->limits, NULL);
 	config_convert_resolver(cfg_getsec(t, "resolver"), &cfg->resolver);
 	config_convert_mx(t, &cfg->mx);
+	config_convert_queue(cfg_getsec(t, "queue"), cfg);
 }
 
 /* Relay delivery's resolution options (mx.h). */
@@ -1992,6 +2018,20 @@ config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result
 	else
 		mx_dest_clear(&d);
 	return 0;
+}
+
+/* The queue folders live under spool_dir unless the section says where. */
+static void
+config_convert_queue(cfg_t *sec, struct config *cfg)
+{
+	const char	*s = sec != NULL ? cfg_getstr(sec, "directory") : NULL;
+
+	if (s != NULL)
+		cfg->queue.directory = xstrdup(s);
+	else
+		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
+	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
+	    cfg_getstr(sec, "sync")) == 0 ? 0 : 1;
 }
 
 static void
@@ -2068,6 +2108,8 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->max_connections = cfg_getint(sec, "max_connections");
 	l->greeting_delay_ms = cfg_getint(sec, "greeting_delay");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
+	l->mode = config_enum_index(config_listener_modes, cfg_getstr(sec, "mode")) == 1 ?
+	    CONFIG_MODE_RELAY : CONFIG_MODE_FORWARD;
 	config_convert_listener_proxy(ld, sec, l);
 	config_convert_listener_auth(ld, sec, &l->auth);
 }
@@ -2380,7 +2422,12 @@ config_resolve_listener(struct config_loader *ld, size_t i)
 
 	for (n = 0; n < cfg->nbackends && n < nitems(names); n++)
 		names[n] = cfg->backends[n].name;
-	if (l->backend == NULL)
+	if (l->mode == CONFIG_MODE_RELAY) {
+		/* The queue is where its messages go. */
+		if (l->backend != NULL)
+			config_error_section(ld, sec, "a relay-mode listener takes no backend "
+			    "(remove backend = \"%s\" or set mode = \"forward\")", l->backend);
+	} else if (l->backend == NULL)
 		config_error_section(ld, sec, "backend is required (backends: %s)",
 		    n > 0 ? config_join(list, sizeof(list), names, n) : "none defined");
 	else if ((l->backend_ref = config_backend_find(cfg, l->backend)) == NULL)
@@ -2619,6 +2666,7 @@ config_free(struct config **cfgp)
 	free(cfg->pidfile);
 	free(cfg->spool_dir);
 	free(cfg->chroot);
+	free(cfg->queue.directory);
 	config_free_strings(cfg->resolver.forwarders, cfg->resolver.nforwarders);
 	free(cfg->resolver.trust_anchor);
 	free(cfg->resolver.resolv_conf);

@@ -39,7 +39,14 @@ enum config_backend_type {
 	CONFIG_BACKEND_SMTP = 0,	/* SMTP over TCP or unix socket */
 	CONFIG_BACKEND_LMTP,		/* LMTP (LHLO, per-recipient replies) */
 	CONFIG_BACKEND_MAILDIR,		/* embedded Maildir writer */
-	CONFIG_BACKEND_EXPLAIN		/* internal: sluice --explain, keeps nothing */
+	CONFIG_BACKEND_EXPLAIN,		/* internal: sluice --explain, keeps nothing */
+	CONFIG_BACKEND_RELAY		/* internal: a relay-mode listener's stand-in (the queue) */
+};
+
+/* What a listener does with an accepted message. */
+enum config_listener_mode {
+	CONFIG_MODE_FORWARD = 0,	/* to its backend, in step with the client */
+	CONFIG_MODE_RELAY		/* into the relay queue, 250 once on disk */
 };
 
 enum config_identity {
@@ -136,6 +143,7 @@ struct config_listener {
 	size_t		  nproxy_trusted;	/* entries, 0 = any source */
 	long long	  proxy_timeout_ms;	/* wait for the whole header */
 	struct config_listener_auth auth;	/* SMTP AUTH */
+	enum config_listener_mode mode;		/* forward or relay */
 };
 
 struct config_backend {
@@ -217,6 +225,12 @@ struct config_mx {
 	char		 *smart_host;		/* "[host]:port" / "host:port"; NULL = MX */
 };
 
+/* The queue section: the relay queue (relay-mode listeners). */
+struct config_queue {
+	char		 *directory;		/* the queue folders' parent */
+	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs (default) */
+};
+
 struct config {
 	char		 *path;			/* file given to config_load */
 	char		 *hostname;		/* default hostname */
@@ -240,6 +254,7 @@ struct config {
 	struct config_limits limits;		/* global defaults */
 	struct config_resolver resolver;	/* DNS for filters and relay */
 	struct config_mx  mx;			/* relay delivery: MX resolution */
+	struct config_queue queue;		/* relay queue */
 	struct module	**modules;		/* plugins from "load", references held */
 	size_t		  nmodules;		/* entries in modules */
 	struct config_listener *listeners;	/* in file order */

@@ -11,6 +11,7 @@
 
 #include "auth_backend.h"
 #include "backend.h"
+#include "queue_accept.h"
 #include "chain.h"
 #include "config.h"
 #include "dns.h"
@@ -69,7 +70,10 @@ generation_init_listeners(struct generation *g)
 		const struct config_listener	*cl = &g->cfg->listeners[i];
 
 		lg->conf = cl;
-		lg->backend = &g->backends[cl->backend_ref - g->cfg->backends];
+		if (cl->mode == CONFIG_MODE_RELAY)
+			lg->backend = queue_accept_backend();
+		else
+			lg->backend = &g->backends[cl->backend_ref - g->cfg->backends];
 		lg->nchain = cl->nchain;
 		lg->chain = xcalloc(cl->nchain ? cl->nchain : 1, sizeof(*lg->chain));
 		for (j = 0; j < cl->nchain; j++)

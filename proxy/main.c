@@ -41,6 +41,7 @@
 #include "log.h"
 #include "module.h"
 #include "pool.h"
+#include "queue_ctl.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -68,6 +69,7 @@ struct daemon_ids {
 };
 
 static void	 privileges_resolve(const struct config *, struct daemon_ids *);
+static void	 prepare_state_dirs(const struct config *, const struct daemon_ids *);
 static void	 enter_chroot(const struct config *);
 static void	 drop_privileges(const struct config *, const struct daemon_ids *);
 static void	 prepare_spool_dir(const struct config *, const struct daemon_ids *);
@@ -78,6 +80,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: sluice [-fhotV] [-c file]\n"
+	    "       sluice [-c file] queue list|show ID|delete ID|hold ID|release ID|flush\n"
 	    "       sluice --explain [-c file] --client IP --helo NAME --from ADDR\n"
 	    "              --to ADDR [--to ADDR ...] [--listener NAME] < message\n"
 	    "  -c file  configuration file (default %s/sluice.conf)\n"
@@ -125,12 +128,17 @@ print_chains(const struct config *cfg)
 		printf("listener \"%s\"", l->name);
 		for (j = 0; j < l->nlisten; j++)
 			printf("%s%s", j ? ", " : " on ", l->listen[j]);
+		if (l->mode == CONFIG_MODE_RELAY)
+			printf("\n  relay mode (queue %s)\n", cfg->queue.directory);
+		if (b == NULL)
+			goto chain;
 		printf("\n  backend \"%s\" (%s", b->name, config_backend_type_name(b->type));
 		if (b->type == CONFIG_BACKEND_MAILDIR)
 			printf(" %s", b->maildir);
 		for (j = 0; j < b->nservers; j++)
 			printf("%s%s", j ? ", " : " ", b->servers[j]);
 		printf(")\n");
+chain:
 		if (l->nchain == 0)
 			printf("  chain: empty\n");
 		for (j = 0; j < l->nchain; j++) {
@@ -163,8 +171,10 @@ check_config(const char *path, int print)
 	} else {
 		if (print)
 			print_chains(g->cfg);
-		else
+		else {
+			queue_config_warnings(g->cfg, stderr);
 			printf("sluice: %s: configuration is valid\n", path);
+		}
 		generation_free(g);
 	}
 	store_shutdown();
@@ -258,6 +268,15 @@ drop_privileges(const struct config *cfg, const struct daemon_ids *ids)
 	    (long)ids->uid, (long)ids->gid);
 }
 
+/* The spool and (relay mode) the queue folders, owned by the user we run as. */
+static void
+prepare_state_dirs(const struct config *cfg, const struct daemon_ids *ids)
+{
+	prepare_spool_dir(cfg, ids);
+	queue_daemon_prepare(cfg, ids->drop ? ids->uid : (uid_t)-1,
+	    ids->drop ? ids->gid : (gid_t)-1);
+}
+
 /* The spool directory must exist and belong to the user we run as. */
 static void
 prepare_spool_dir(const struct config *cfg, const struct daemon_ids *ids)
@@ -334,6 +353,7 @@ reload(void)
 
 	log_info("reload requested config=%s", daemon_state.config_path);
 	if ((g = generation_build(daemon_state.config_path, err, CONFIG_ERR_MAX)) == NULL ||
+	    queue_daemon_reload(g->cfg, err, CONFIG_ERR_MAX) == -1 ||
 	    listener_prepare(g, err, CONFIG_ERR_MAX) == -1) {
 		for (line = strtok_r(err, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save))
@@ -410,6 +430,10 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 	case SIGUSR1:
 		log_info("status sessions=%ld generations_alive=%d listeners=%zu",
 		    session_count(), generation_live_count(), listener_count());
+		queue_daemon_status();
+		break;
+	case SIGUSR2:
+		queue_daemon_flush();
 		break;
 	default:
 		break;
@@ -423,7 +447,7 @@ run_daemon(void)
 {
 	struct generation	*g;
 	struct event		*sigs[5];
-	static const int	 signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1 };
+	static const int	 signums[] = { SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2 };
 	char			*err = xcalloc(1, CONFIG_ERR_MAX);
 	struct daemon_ids	 ids;
 	size_t			 i;
@@ -451,7 +475,7 @@ run_daemon(void)
 	raise_fd_limit();
 	privileges_resolve(g->cfg, &ids);
 	if (g->cfg->chroot == NULL)
-		prepare_spool_dir(g->cfg, &ids);
+		prepare_state_dirs(g->cfg, &ids);
 	if (!daemon_state.foreground)
 		daemonize();
 	/* syslog's socket is opened here (LOG_NDELAY), before any chroot. */
@@ -459,9 +483,11 @@ run_daemon(void)
 	write_pidfile(g->cfg, &ids);
 	enter_chroot(g->cfg);
 	if (g->cfg->chroot != NULL)
-		prepare_spool_dir(g->cfg, &ids);
+		prepare_state_dirs(g->cfg, &ids);
 	drop_privileges(g->cfg, &ids);
 	signal(SIGPIPE, SIG_IGN);
+	/* A file past RLIMIT_FSIZE: EFBIG and a 452, not a dead daemon. */
+	signal(SIGXFSZ, SIG_IGN);
 	worker_threads_init();
 	if ((daemon_state.base = event_base_new()) == NULL)
 		fatalx("event_base_new");
@@ -471,6 +497,7 @@ run_daemon(void)
 		evsignal_add(sigs[i], NULL);
 	}
 	pool_start((int)g->cfg->pool_threads);
+	queue_daemon_start();
 	workers_start(n);
 	generation_set_current(g);
 	listener_commit(g);
@@ -479,6 +506,7 @@ run_daemon(void)
 	event_base_dispatch(daemon_state.base);
 	workers_stop();
 	pool_stop();
+	queue_daemon_stop();
 	/* Requests still waiting on a store get their callback, then go. */
 	store_shutdown();
 	/* Every session is gone: run the filters' fini and free the config. */
@@ -555,6 +583,9 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc && strcmp(argv[optind], "queue") == 0)
+		return queue_ctl_main(daemon_state.config_path, argc - optind - 1,
+		    argv + optind + 1);
 	if (optind != argc) {
 		usage(stderr);
 		return 2;

@@ -197,11 +197,12 @@ cmd_backend_is(const struct session *s, enum config_backend_type type)
 	return s->lg->backend->conf->type == type;
 }
 
-/* No upstream connection: maildir, or the explain stand-in. */
+/* No upstream connection: maildir, the explain stand-in, or the relay queue. */
 int
 cmd_backend_local(const struct session *s)
 {
-	return cmd_backend_is(s, CONFIG_BACKEND_MAILDIR) || cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN);
+	return cmd_backend_is(s, CONFIG_BACKEND_MAILDIR) || cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN) ||
+	    cmd_backend_is(s, CONFIG_BACKEND_RELAY);
 }
 
 /* --- Dispatch --------------------------------------------------------------- */

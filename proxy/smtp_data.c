@@ -23,6 +23,7 @@
 #include "log.h"
 #include "message.h"
 #include "offline.h"
+#include "queue_accept.h"
 #include "session.h"
 #include "smtp_cmd.h"
 #include "smtp_cmd_int.h"
@@ -42,6 +43,7 @@ static void	 data_deliver(struct session *);
 static void	 data_replied(void *, struct upstream *, enum upstream_error,
 		    const struct smtp_reply *);
 static void	 data_maildir_done(struct session *, int, const char *);
+static void	 data_queue_done(struct session *, int, const char *);
 static void	 envelope_sync(struct session *);
 static void	 envelope_rset_replied(void *, struct upstream *, enum upstream_error,
 		    const struct smtp_reply *);
@@ -369,6 +371,10 @@ data_deliver(struct session *s)
 		backend_maildir_deliver(s, data_maildir_done);
 		return;
 	}
+	if (cmd_backend_is(s, CONFIG_BACKEND_RELAY)) {
+		queue_accept_message(s, data_queue_done);
+		return;
+	}
 	if (cmd_backend_is(s, CONFIG_BACKEND_EXPLAIN)) {
 		/* sluice --explain, sluice-milter: the stand-in's hook decides. */
 		if (offline_deliver(s, t->msg) == -1) {
@@ -633,5 +639,27 @@ data_maildir_done(struct session *s, int err, const char *detail)
 	free(s->txn->backend_reply);
 	s->txn->backend_reply = xstrdup(buf);
 	session_reply(s, 250, "2.0.0", "Ok: delivered as %s", detail);
+	data_finish(s, "accepted");
+}
+
+/* Relay mode: 250 only once the queue file and its folder are on disk. */
+static void
+data_queue_done(struct session *s, int err, const char *id)
+{
+	char	 buf[300];
+
+	if (err != 0) {
+		if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+			session_reply(s, 452, "4.3.1", "Insufficient system storage");
+		else
+			session_reply(s, 451, "4.3.0", "Local error in processing, try again "
+			    "later");
+		data_finish(s, "tempfail");
+		return;
+	}
+	snprintf(buf, sizeof(buf), "250 2.0.0 Ok: queued as %s", id);
+	free(s->txn->backend_reply);
+	s->txn->backend_reply = xstrdup(buf);
+	session_reply(s, 250, "2.0.0", "Ok: queued as %s", id);
 	data_finish(s, "accepted");
 }

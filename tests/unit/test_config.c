@@ -574,6 +574,34 @@ struct bad_case {
 	const char	*want;		/* after "<tmpdir>/bad.conf" */
 };
 
+/* Relay-mode listeners need no backend; the queue defaults under spool_dir. */
+static void
+test_relay_mode(void **state)
+{
+	struct config	*cfg;
+
+	write_file("relay.conf",
+	    "spool_dir = \"/srv/spool\"\n"
+	    "listener \"r\" { listen = { \"127.0.0.1:2525\" } mode = \"relay\" }\n"
+	    "listener \"f\" { listen = { \"127.0.0.1:2526\" } backend = \"b\" }\n"
+	    "backend \"b\" { servers = { \"127.0.0.1:10025\" } }\n");
+	cfg = load_ok("relay.conf");
+	assert_int_equal(cfg->listeners[0].mode, CONFIG_MODE_RELAY);
+	assert_null(cfg->listeners[0].backend_ref);
+	assert_int_equal(cfg->listeners[1].mode, CONFIG_MODE_FORWARD);
+	assert_non_null(cfg->listeners[1].backend_ref);
+	assert_string_equal(cfg->queue.directory, "/srv/spool/queue");
+	assert_int_equal(cfg->queue.sync, 1);
+	config_free(&cfg);
+	write_file("relay2.conf",
+	    "listener \"r\" { listen = { \"127.0.0.1:2525\" } mode = \"relay\" }\n"
+	    "queue { directory = \"/q\" sync = \"fdatasync\" }\n");
+	cfg = load_ok("relay2.conf");
+	assert_string_equal(cfg->queue.directory, "/q");
+	assert_int_equal(cfg->queue.sync, 0);
+	config_free(&cfg);
+}
+
 static const struct bad_case bad_cases[] = {
 	{ "unknown option", BASE "workerz = 3\n",
 	    ":3: no such option 'workerz' (not a core option, section or module; "
@@ -642,6 +670,15 @@ static const struct bad_case bad_cases[] = {
 	    ":3: on_error \"ignore\" is not valid (allowed: tempfail, accept, reject)" },
 	{ "bad mode", BASE "testmod \"t\" { phase = \"x\" mode = \"dry\" }\n",
 	    ":3: mode \"dry\" is not valid (allowed: enforce, observe)" },
+	{ "bad listener mode", BASE "listener \"m\" { listen = { \"127.0.0.1:1\" } mode = \"teleport\" }\n",
+	    ":3: mode \"teleport\" is not valid (allowed: forward, relay)" },
+	{ "relay listener with a backend", BASE "listener \"m\" { listen = { \"127.0.0.1:1\" } "
+	    "mode = \"relay\" backend = \"b\" }\n",
+	    ":3: listener \"m\": a relay-mode listener takes no backend" },
+	{ "bad queue sync", BASE "queue { sync = \"never\" }\n",
+	    ":3: sync \"never\" is not valid (allowed: fdatasync, syncfs)" },
+	{ "relative queue directory", BASE "queue { directory = \"q\" }\n",
+	    ":3: directory \"q\" must be an absolute path" },
 	{ "bad identity", BASE "backend \"c\" { identity = \"both\" servers = { \"127.0.0.1:1\" } }\n",
 	    ":3: identity \"both\" is not valid (allowed: auto, xclient, xforward, none)" },
 	{ "bad line endings", BASE "listener \"m\" { listen = { \"127.0.0.1:1\" } backend = \"b\" "
@@ -1339,6 +1376,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_config),
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_relay_mode),
 		cmocka_unit_test(test_bad_configs),
 		cmocka_unit_test(test_all_value_errors_reported),
 		cmocka_unit_test(test_error_truncated),
