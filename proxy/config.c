@@ -43,6 +43,7 @@
 #include "config.h"
 #include "log.h"
 #include "module.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONFIG_FILE_MAX		(16 * 1024 * 1024)	/* bytes of one config file */
@@ -292,6 +293,8 @@ static void	 config_convert_option(struct config_loader *ld, cfg_t *sec,
 		    const struct sluice_option *o, struct config_option_value *v);
 static void	 config_resolve(struct config_loader *ld);
 static void	 config_resolve_listener(struct config_loader *ld, size_t i);
+static void	 config_convert_listener_tls(struct config_loader *ld, cfg_t *sec,
+		    struct config_listener *l);
 static void	 config_check_listen_unique(struct config_loader *ld, size_t i);
 static void	 config_check_filter_unique(struct config_loader *ld);
 static void	 config_loader_free(struct config_loader *ld);
@@ -417,6 +420,17 @@ static cfg_opt_t config_limits_opts[] = {
 	CFG_END()
 };
 
+/* A listener's TLS options (config_convert_listener_tls checks them). */
+#define CONFIG_LISTENER_TLS_OPTS						\
+	CFG_STR("tls", "none", CFGF_NONE),					\
+	CFG_BOOL("tls_required", cfg_false, CFGF_NONE),			\
+	CFG_STR_LIST_CB("tls_cert_file", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR_LIST_CB("tls_key_file", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR("tls_min_version", "TLSv1.2", CFGF_NONE),			\
+	CFG_STR("tls_ciphers", NULL, CFGF_NODEFAULT),				\
+	CFG_STR("tls_ciphersuites", NULL, CFGF_NODEFAULT),			\
+	CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, config_cb_string)
+
 /* No defaults: what a listener does not set comes from the global limits. */
 static cfg_opt_t config_listener_limits_opts[] = {
 	CONFIG_LIMITS_OPTS(CFGF_NODEFAULT),
@@ -434,6 +448,7 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_BOOL("reverse_lookup", cfg_true, CFGF_NONE),
 	CFG_INT_CB("max_connections", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
+	CONFIG_LISTENER_TLS_OPTS,
 	CFG_END()
 };
 
@@ -1968,6 +1983,47 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	l->reverse_lookup = cfg_getbool(sec, "reverse_lookup") ? 1 : 0;
 	l->max_connections = cfg_getint(sec, "max_connections");
 	config_convert_limits(cfg_getsec(sec, "limits"), &l->limits, &ld->cfg->limits);
+	config_convert_listener_tls(ld, sec, l);
+}
+
+static char *
+config_strdup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* TLS settings; the contexts are built now so a bad certificate fails the load. */
+static void
+config_convert_listener_tls(struct config_loader *ld, cfg_t *sec, struct config_listener *l)
+{
+	struct config_listener_tls *t = &l->tls;
+	const char	*mode = cfg_getstr(sec, "tls");
+	char		 err[CONFIG_MSG_MAX];
+
+	if (strcmp(mode, "none") == 0)
+		t->mode = CONFIG_TLS_NONE;
+	else if (strcmp(mode, "starttls") == 0)
+		t->mode = CONFIG_TLS_STARTTLS;
+	else if (strcmp(mode, "implicit") == 0)
+		t->mode = CONFIG_TLS_IMPLICIT;
+	else
+		config_error_section(ld, sec, "tls \"%s\" is not one of none, starttls, "
+		    "implicit", mode);
+	t->required = cfg_getbool(sec, "tls_required") ? 1 : 0;
+	t->cert_files = config_strlist(sec, "tls_cert_file", &t->ncert_files);
+	t->key_files = config_strlist(sec, "tls_key_file", &t->nkey_files);
+	if ((t->min_version = tls_version_parse(cfg_getstr(sec, "tls_min_version"))) == -1)
+		config_error_section(ld, sec, "tls_min_version \"%s\" is not one of TLSv1, "
+		    "TLSv1.1, TLSv1.2, TLSv1.3", cfg_getstr(sec, "tls_min_version"));
+	t->ciphers = config_strdup_or_null(cfg_getstr(sec, "tls_ciphers"));
+	t->ciphersuites = config_strdup_or_null(cfg_getstr(sec, "tls_ciphersuites"));
+	t->ca_file = config_strdup_or_null(cfg_getstr(sec, "tls_ca_file"));
+	if (t->required && t->mode != CONFIG_TLS_STARTTLS)
+		config_error_section(ld, sec, "tls_required = yes needs tls = starttls");
+	if (t->mode == CONFIG_TLS_NONE || t->min_version == -1)
+		return;
+	if ((t->server = tls_server_new(t, err, sizeof(err))) == NULL)
+		config_error_section(ld, sec, "%s", err);
 }
 
 static void
@@ -2363,6 +2419,12 @@ config_free(struct config **cfgp)
 		free(l->chain_refs);
 		free(l->hostname);
 		free(l->banner);
+		config_free_strings(l->tls.cert_files, l->tls.ncert_files);
+		config_free_strings(l->tls.key_files, l->tls.nkey_files);
+		free(l->tls.ciphers);
+		free(l->tls.ciphersuites);
+		free(l->tls.ca_file);
+		tls_server_free(&l->tls.server);
 	}
 	for (i = 0; i < cfg->nbackends; i++) {
 		struct config_backend	*b = &cfg->backends[i];

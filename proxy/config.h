@@ -67,6 +67,29 @@ struct config_limits {
 	long long	 header_size;		/* bytes of one header field */
 };
 
+/* TLS on a listener (tls.c builds the contexts while the config loads). */
+enum config_tls_mode {
+	CONFIG_TLS_NONE = 0,		/* plain SMTP, STARTTLS answered 502 */
+	CONFIG_TLS_STARTTLS,		/* STARTTLS offered (RFC 3207) */
+	CONFIG_TLS_IMPLICIT		/* TLS from accept (RFC 8314, port 465) */
+};
+
+struct tls_server;
+
+struct config_listener_tls {
+	enum config_tls_mode mode;		/* none, starttls, implicit */
+	int		  required;		/* MAIL refused with 530 before STARTTLS */
+	char		**cert_files;		/* PEM chains, first is the default */
+	size_t		  ncert_files;
+	char		**key_files;		/* PEM keys, one per certificate */
+	size_t		  nkey_files;
+	int		  min_version;		/* TLS1_2_VERSION etc. */
+	char		 *ciphers;		/* TLS 1.2 cipher list, NULL = OpenSSL's */
+	char		 *ciphersuites;		/* TLS 1.3 suites, NULL = OpenSSL's */
+	char		 *ca_file;		/* client certificates verified against, NULL = not asked */
+	struct tls_server *server;		/* contexts, owned; NULL when mode is none */
+};
+
 struct config_listener {
 	char		 *name;			/* section title */
 	int		  line;			/* config line of the section */
@@ -86,6 +109,7 @@ struct config_listener {
 	int		  reverse_lookup;	/* verified client host name before the greeting */
 	long long	  max_connections;	/* on this listener, 0 = global only */
 	struct config_limits limits;		/* effective limits */
+	struct config_listener_tls tls;		/* TLS settings and contexts */
 };
 
 struct config_backend {

@@ -146,6 +146,13 @@ long		 session_count(void);
 uint64_t	 session_id(const struct session *s);
 /* 1 once TLS protects the client connection (STARTTLS done, or implicit TLS). */
 int		 session_tls_active(const struct session *s);
+/* "SMTP", "ESMTP" or "ESMTPS" (RFC 3848), for Received and XCLIENT PROTO. */
+const char	*session_protocol(const struct session *s);
+/*
+ * Greet the client (reverse lookup first if configured): the end of
+ * session_accept, or of the implicit TLS handshake (tls_session.c).
+ */
+void		 session_greet(struct session *s);
 
 /* Queue a reply to the client (see smtp_reply_add). */
 void		 session_reply(struct session *s, int code, const char *enhanced,
