@@ -173,12 +173,14 @@ tls_ctx_new(const struct config_listener_tls *conf, const char *cert, const char
 		    cert, tls_error_string(e, sizeof(e)));
 		goto fail;
 	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 &&
+	    ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH) {
 		snprintf(err, errlen, "tls_key_file \"%s\": cannot load the private key: %s",
 		    key, tls_error_string(e, sizeof(e)));
 		goto fail;
 	}
-	if (SSL_CTX_check_private_key(ctx) != 1) {
+	/* Loading a key that belongs to another certificate fails above as a mismatch too. */
+	if (ERR_peek_last_error() != 0 || SSL_CTX_check_private_key(ctx) != 1) {
 		snprintf(err, errlen, "tls_key_file \"%s\" does not match the certificate "
 		    "in \"%s\"", key, cert);
 		ERR_clear_error();
