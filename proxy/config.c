@@ -295,6 +295,8 @@ static void	 config_resolve(struct config_loader *ld);
 static void	 config_resolve_listener(struct config_loader *ld, size_t i);
 static void	 config_convert_listener_tls(struct config_loader *ld, cfg_t *sec,
 		    struct config_listener *l);
+static void	 config_convert_backend_tls(struct config_loader *ld, cfg_t *sec,
+		    struct config_backend *b);
 static void	 config_check_listen_unique(struct config_loader *ld, size_t i);
 static void	 config_check_filter_unique(struct config_loader *ld);
 static void	 config_loader_free(struct config_loader *ld);
@@ -431,6 +433,15 @@ static cfg_opt_t config_limits_opts[] = {
 	CFG_STR("tls_ciphersuites", NULL, CFGF_NODEFAULT),			\
 	CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, config_cb_string)
 
+/* A backend's TLS options (config_convert_backend_tls checks them). */
+#define CONFIG_BACKEND_TLS_OPTS						\
+	CFG_STR("tls", "none", CFGF_NONE),					\
+	CFG_BOOL("tls_implicit", cfg_false, CFGF_NONE),			\
+	CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, config_cb_string),	\
+	CFG_STR_CB("tls_server_name", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR_CB("tls_cert_file", NULL, CFGF_NODEFAULT, config_cb_string),	\
+	CFG_STR_CB("tls_key_file", NULL, CFGF_NODEFAULT, config_cb_string)
+
 /* No defaults: what a listener does not set comes from the global limits. */
 static cfg_opt_t config_listener_limits_opts[] = {
 	CONFIG_LIMITS_OPTS(CFGF_NODEFAULT),
@@ -466,6 +477,7 @@ static cfg_opt_t config_backend_opts[] = {
 	CFG_INT_CB("down_time", 30 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_STR_CB("maildir", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_BOOL("maildir_fsync", cfg_true, CFGF_NONE),
+	CONFIG_BACKEND_TLS_OPTS,
 	CFG_END()
 };
 
@@ -1424,6 +1436,9 @@ config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		if (!config_forwarder_valid(value))
 			cfg_error(cfg, "forwarder \"%s\" is not an IP address with an optional "
 			    "port (\"192.0.2.53\", \"127.0.0.1@5353\", \"::1@53\")", value);
+	} else if (strcmp(name, "tls_server_name") == 0) {
+		if (!config_hostname_valid(value))
+			cfg_error(cfg, "tls_server_name \"%s\" is not a host name", value);
 	} else if (strcmp(name, "resolv_conf") == 0 && value[0] == '\0') {
 		/* "" = no forwarders: recurse from the root */
 	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir, trust_anchor */
@@ -1992,6 +2007,38 @@ config_strdup_or_null(const char *s)
 	return s != NULL ? xstrdup(s) : NULL;
 }
 
+/* Backend TLS; the client context is built now, as the listeners' are. */
+static void
+config_convert_backend_tls(struct config_loader *ld, cfg_t *sec, struct config_backend *b)
+{
+	static const char *const modes[] = { "none", "may", "encrypt", "verify" };
+	struct config_backend_tls *t = &b->tls;
+	const char	*mode = cfg_getstr(sec, "tls");
+	char		 err[CONFIG_MSG_MAX];
+	size_t		 i;
+
+	for (i = 0; i < nitems(modes) && strcmp(mode, modes[i]) != 0; i++)
+		;
+	if (i == nitems(modes))
+		config_error_section(ld, sec, "tls \"%s\" is not one of none, may, encrypt, "
+		    "verify", mode);
+	t->mode = i < nitems(modes) ? (enum config_backend_tls_mode)i : CONFIG_BACKEND_TLS_NONE;
+	t->implicit = cfg_getbool(sec, "tls_implicit") ? 1 : 0;
+	t->ca_file = config_strdup_or_null(cfg_getstr(sec, "tls_ca_file"));
+	t->server_name = config_strdup_or_null(cfg_getstr(sec, "tls_server_name"));
+	t->cert_file = config_strdup_or_null(cfg_getstr(sec, "tls_cert_file"));
+	t->key_file = config_strdup_or_null(cfg_getstr(sec, "tls_key_file"));
+	if (t->implicit && t->mode == CONFIG_BACKEND_TLS_NONE)
+		config_error_section(ld, sec, "tls_implicit = yes needs tls = encrypt or verify");
+	if (t->implicit && t->mode == CONFIG_BACKEND_TLS_MAY)
+		config_error_section(ld, sec, "tls_implicit = yes cannot fall back to clear "
+		    "text: use tls = encrypt or verify");
+	if (t->mode == CONFIG_BACKEND_TLS_NONE)
+		return;
+	if ((t->client = tls_client_new(t, err, sizeof(err))) == NULL)
+		config_error_section(ld, sec, "%s", err);
+}
+
 /* TLS settings; the contexts are built now so a bad certificate fails the load. */
 static void
 config_convert_listener_tls(struct config_loader *ld, cfg_t *sec, struct config_listener *l)
@@ -2053,6 +2100,7 @@ config_convert_backend(struct config_loader *ld, cfg_t *sec, struct config_backe
 	b->down_time_ms = cfg_getint(sec, "down_time");
 	b->maildir = (s = cfg_getstr(sec, "maildir")) != NULL ? xstrdup(s) : NULL;
 	b->maildir_fsync = cfg_getbool(sec, "maildir_fsync") ? 1 : 0;
+	config_convert_backend_tls(ld, sec, b);
 	if (b->type == CONFIG_BACKEND_MAILDIR) {
 		if (b->maildir == NULL)
 			config_error_section(ld, sec, "type maildir needs maildir, an absolute "
@@ -2435,6 +2483,11 @@ config_free(struct config **cfgp)
 		free(b->addrlens);
 		free(b->helo_name);
 		free(b->maildir);
+		free(b->tls.ca_file);
+		free(b->tls.server_name);
+		free(b->tls.cert_file);
+		free(b->tls.key_file);
+		tls_client_free(&b->tls.client);
 	}
 	for (i = 0; i < cfg->nfilters; i++)
 		config_free_filter(&cfg->filters[i]);

@@ -90,6 +90,26 @@ struct config_listener_tls {
 	struct tls_server *server;		/* contexts, owned; NULL when mode is none */
 };
 
+/* TLS towards a backend's servers (tls.c builds the client context). */
+enum config_backend_tls_mode {
+	CONFIG_BACKEND_TLS_NONE = 0,	/* never */
+	CONFIG_BACKEND_TLS_MAY,		/* STARTTLS if offered, else in clear */
+	CONFIG_BACKEND_TLS_ENCRYPT,	/* TLS or the server counts as failed */
+	CONFIG_BACKEND_TLS_VERIFY	/* TLS with a certificate valid for the name */
+};
+
+struct tls_client;
+
+struct config_backend_tls {
+	enum config_backend_tls_mode mode;	/* none, may, encrypt, verify */
+	int		  implicit;		/* TLS from connect, no STARTTLS */
+	char		 *ca_file;		/* trust anchors, NULL = system's */
+	char		 *server_name;		/* SNI and name to verify, NULL = server's host */
+	char		 *cert_file;		/* client certificate, NULL = none */
+	char		 *key_file;		/* its key */
+	struct tls_client *client;		/* context, owned; NULL when mode is none */
+};
+
 struct config_listener {
 	char		 *name;			/* section title */
 	int		  line;			/* config line of the section */
@@ -131,6 +151,7 @@ struct config_backend {
 	long long	  down_time_ms;		/* a failed server is skipped this long */
 	char		 *maildir;		/* Maildir path (maildir type) */
 	int		  maildir_fsync;	/* fsync file and directory */
+	struct config_backend_tls tls;		/* TLS to the servers */
 };
 
 /* One option value of a filter instance, as declared by its module. */

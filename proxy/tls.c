@@ -10,6 +10,8 @@
  */
 #include "autoconf.h"
 
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,4 +350,90 @@ tls_conn_free(struct tls_conn **tcp)
 	free(tc->peer_subject);
 	free(tc->peer_issuer);
 	free(tc);
+}
+
+/* --- Client side (towards backends) -------------------------------------- */
+
+struct tls_client {
+	SSL_CTX		*ctx;		/* owned */
+	int		 verify;	/* check the server's name */
+};
+
+struct tls_client *
+tls_client_new(const struct config_backend_tls *conf, char *err, size_t errlen)
+{
+	struct tls_client	*cl;
+	char			 e[256];
+
+	ERR_clear_error();
+	cl = xcalloc(1, sizeof(*cl));
+	cl->verify = conf->mode == CONFIG_BACKEND_TLS_VERIFY;
+	if ((cl->ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
+		snprintf(err, errlen, "cannot create a TLS context: %s",
+		    tls_error_string(e, sizeof(e)));
+		goto fail;
+	}
+	SSL_CTX_set_min_proto_version(cl->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(cl->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	if (conf->ca_file != NULL ?
+	    SSL_CTX_load_verify_locations(cl->ctx, conf->ca_file, NULL) != 1 :
+	    SSL_CTX_set_default_verify_paths(cl->ctx) != 1) {
+		snprintf(err, errlen, "tls_ca_file \"%s\": cannot load: %s",
+		    conf->ca_file != NULL ? conf->ca_file : "(system)",
+		    tls_error_string(e, sizeof(e)));
+		goto fail;
+	}
+	/* may and encrypt take any certificate, as Postfix does; verify fails the handshake. */
+	SSL_CTX_set_verify(cl->ctx, cl->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+	if ((conf->cert_file == NULL) != (conf->key_file == NULL)) {
+		snprintf(err, errlen, "tls_cert_file and tls_key_file go together");
+		goto fail;
+	}
+	if (conf->cert_file != NULL &&
+	    (SSL_CTX_use_certificate_chain_file(cl->ctx, conf->cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(cl->ctx, conf->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(cl->ctx) != 1)) {
+		snprintf(err, errlen, "tls_cert_file \"%s\" / tls_key_file \"%s\": cannot "
+		    "load, or the key does not match: %s", conf->cert_file, conf->key_file,
+		    tls_error_string(e, sizeof(e)));
+		goto fail;
+	}
+	return cl;
+fail:
+	tls_client_free(&cl);
+	return NULL;
+}
+
+void
+tls_client_free(struct tls_client **clp)
+{
+	struct tls_client	*cl = *clp;
+
+	if (cl == NULL)
+		return;
+	*clp = NULL;
+	SSL_CTX_free(cl->ctx);
+	free(cl);
+}
+
+SSL *
+tls_client_ssl_new(struct tls_client *cl, const char *name)
+{
+	SSL		*ssl;
+	unsigned char	 addr[16];
+	int		 literal;
+
+	if (cl == NULL || (ssl = SSL_new(cl->ctx)) == NULL)
+		return NULL;
+	literal = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+	/* SNI carries host names only (RFC 6066 3). */
+	if (!literal && name[0] != '\0')
+		SSL_set_tlsext_host_name(ssl, name);
+	if (cl->verify && (literal ?
+	    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) != 1 :
+	    SSL_set1_host(ssl, name) != 1)) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	return ssl;
 }

@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 struct bufferevent;
+struct config_backend_tls;
 struct config_listener_tls;
 struct session;
 struct tls_server;
@@ -59,6 +60,19 @@ int		 tls_name_match(const char *pattern, const char *name);
 
 /* "TLSv1.2" -> TLS1_2_VERSION etc.; -1 if unknown. */
 int		 tls_version_parse(const char *s);
+
+/*
+ * A backend's client context (conf->mode != none): trust anchors, the
+ * optional client certificate.  NULL with a sentence in err.
+ */
+struct tls_client *tls_client_new(const struct config_backend_tls *conf, char *err,
+		    size_t errlen);
+void		 tls_client_free(struct tls_client **cl);
+/*
+ * A client SSL for a server called name (SNI unless an address; checked
+ * against the certificate when the mode is verify).  NULL on failure.
+ */
+SSL		*tls_client_ssl_new(struct tls_client *cl, const char *name);
 
 /* A new server SSL on srv's default context (SNI may switch it); NULL on failure. */
 SSL		*tls_server_ssl_new(struct tls_server *srv);
