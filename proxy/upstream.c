@@ -436,8 +436,13 @@ up_identity_lines(struct upstream *up, int xclient)
 	snprintf(num, sizeof(num), "%d", id->port);
 	if (offer & SMTP_XATTR_PORT)
 		up_attr(up, &cur, verb, "PORT", num);
+	/*
+	 * Postfix's XCLIENT takes only SMTP or ESMTP (501 otherwise, and the
+	 * identity would be lost); XFORWARD takes any name, ESMTPS included.
+	 */
 	if (offer & SMTP_XATTR_PROTO)
-		up_attr(up, &cur, verb, "PROTO", id->proto);
+		up_attr(up, &cur, verb, "PROTO", xclient && strncmp(id->proto, "ESMTP", 5) == 0 ?
+		    "ESMTP" : id->proto);
 	if (offer & SMTP_XATTR_HELO)
 		up_attr(up, &cur, verb, "HELO", id->helo != NULL ? id->helo : "[UNAVAILABLE]");
 	if (xclient && (offer & SMTP_XATTR_LOGIN))

@@ -128,6 +128,25 @@ def test_tls_required(tmp):
         assert len(cap.wait_messages(1)) == 1
 
 
+def test_identity_proto_after_starttls(tmp):
+    """XFORWARD says ESMTPS; XCLIENT says ESMTP, the only names Postfix takes."""
+    pki = make_pki(tmp)
+    for script, attr, want in (({"xforward": True}, "xforward", "PROTO=ESMTPS"),
+                               ({"xclient": True}, "xclient", "PROTO=ESMTP")):
+        d = tmp / attr
+        d.mkdir()
+        with relay(d, script=script, listener=tls_listener(pki)) as (cap, s):
+            with RawClient(s.port) as c:
+                hello(c)
+                ask(c, "STARTTLS", 220)
+                start_tls(c, pki)
+                ask(c, "EHLO client.test", 250)
+                transaction_ok(c)
+            m, = cap.wait_messages(1)
+            words = " ".join(getattr(m, attr)).split()
+            assert want in words, (attr, words)
+
+
 # ---------------------------------------------------------------- SNI, implicit, client certs
 
 def test_sni_picks_the_matching_certificate(tmp):
