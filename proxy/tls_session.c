@@ -148,6 +148,10 @@ tls_session_flush(struct session *s)
 
 	if (s->tls == NULL || (plain = bufferevent_get_underlying(s->bev)) == NULL)
 		return;
+	/* A close_notify, so the client can tell our close from a cut connection. */
+	if (s->tls->established)
+		(void)SSL_shutdown(bufferevent_openssl_get_ssl(s->bev));
+	ERR_clear_error();
 	out = bufferevent_get_output(plain);
 	if ((fd = bufferevent_getfd(plain)) < 0 || evbuffer_get_length(out) == 0)
 		return;
