@@ -566,7 +566,7 @@ static const struct bad_case bad_cases[] = {
 	{ "unknown option in a section", BASE "listener \"x\" {\n\tlisten = { \"127.0.0.1:1\" }\n"
 	    "\tbackend = \"b\"\n\tbogus = 1\n}\n",
 	    ":6: no such option 'bogus' (listener takes: listen, backend, chain, hostname, "
-	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, limits)" },
+	    "banner, data_line_endings, received_header, reverse_lookup, max_connections, limits" },
 	{ "unknown module", BASE "acces \"a\" { }\n", ":3: no such option 'acces'" },
 	{ "bad duration", BASE "limits {\n\tidle_timeout = 5x\n}\n",
 	    ":4: idle_timeout: \"5x\" is not a duration (e.g. 250ms, 30s, 5m, 2h, 1d)" },
