@@ -297,6 +297,7 @@ static void	 config_convert_listener_tls(struct config_loader *ld, cfg_t *sec,
 		    struct config_listener *l);
 static void	 config_convert_backend_tls(struct config_loader *ld, cfg_t *sec,
 		    struct config_backend *b);
+static char	*config_strdup_or_null(const char *s);
 static void	 config_check_listen_unique(struct config_loader *ld, size_t i);
 static void	 config_check_filter_unique(struct config_loader *ld);
 static void	 config_loader_free(struct config_loader *ld);

@@ -78,17 +78,21 @@ def refused(s):
 
 
 def sluice_for(tmp, backend, **tls):
-    return Sluice(standard_config(backend, backend_options=tls), tmp / "sluice")
+    # One worker: both sessions of a test share its connection pool.
+    return Sluice(standard_config(backend, backend_options=tls, globals={"workers": 1}),
+                  tmp / "sluice")
 
 
 def test_encrypt_starttls_then_ehlo_again(tmp):
     pki = make_pki(tmp)
     with TlsBackend(pki) as b, sluice_for(tmp, b.address, tls="encrypt") as s:
         deliver(s)
-        wait_for(lambda: b.handler.messages, what="message at the backend")
-        m, = b.handler.messages
-        assert m["tls"] and m["data"].endswith(BODY), m
-        # EHLO in clear, STARTTLS, then EHLO again over TLS (RFC 3207 4.2).
+        deliver(s)
+        wait_for(lambda: len(b.handler.messages) == 2, what="two messages at the backend")
+        for m in b.handler.messages:
+            assert m["tls"] and m["data"].endswith(BODY), m
+        # EHLO in clear, STARTTLS, then EHLO again over TLS (RFC 3207 4.2);
+        # the second session took the pooled connection, TLS and all.
         assert [t for _, t in b.handler.ehlos] == [False, True], b.handler.ehlos
         s.wait_log(r"backend=out server=%s tls established version=TLSv1\.[23] "
                    r"cipher=\S+ verified=no" % re.escape(b.address))
