@@ -88,15 +88,19 @@ const char	*tls_error_string(char *buf, size_t size);
 /*
  * Start the server side of TLS on the session's connection: STARTTLS
  * (after the 220 was queued) or implicit TLS (before the greeting).
- * s->bev becomes the TLS filter, which owns the plain one.  When the
- * handshake ends the session goes on (tls_session_handshake_done in
- * tls.c): STARTTLS resets the SMTP state, implicit TLS greets.  On
- * failure the session is closed with a log line.  Returns -1 (session
- * untouched) if no SSL could be made.
+ * s->bev becomes the TLS filter, which owns the plain one, and s->tls
+ * is allocated (established once the handshake is done).  When the
+ * handshake ends the session goes on: STARTTLS resets the SMTP state,
+ * implicit TLS greets (session_greet).  On failure the session is closed
+ * with a log line.  Returns -1 (session untouched) if no SSL could be
+ * made.
  */
 int		 tls_session_start(struct session *s, int implicit);
 
-/* Best effort: send what the TLS layer already encrypted before the session frees it. */
+/*
+ * Before the session frees its connection: close_notify, and one
+ * non-blocking write of what the TLS layer already encrypted (the 221).
+ */
 void		 tls_session_flush(struct session *s);
 
 struct cmd_state;
@@ -106,7 +110,7 @@ int		 tls_cmd_starttls_check(struct session *s, struct cmd_state *c,
 /* STARTTLS: drop pipelined input, 220, then the handshake. */
 void		 tls_cmd_starttls(struct session *s, struct cmd_state *c);
 
-/* Free s->tls and clear it. */
+/* Free *tc (s->tls, owned by the session) and clear it. */
 void		 tls_conn_free(struct tls_conn **tc);
 
 #endif /* SLUICE_TLS_H */
