@@ -3,6 +3,7 @@
 SNI, reload of certificates, tls_required, the TLS clause of Received,
 and pipelined plaintext after STARTTLS never executed (CVE-2011-0411)."""
 import re
+import ssl
 
 from sluicetest import *
 from tlstest import *
@@ -113,6 +114,27 @@ def test_handshake_failure_closes(tmp):
         # The daemon still serves.
         with RawClient(s.port) as c:
             hello(c)
+
+
+def test_min_version(tmp):
+    """tls_min_version = TLSv1.3 refuses a TLS 1.2 client; TLS 1.3 is served."""
+    pki = make_pki(tmp)
+    with relay(tmp, listener=tls_listener(pki, tls_min_version="TLSv1.3")) as (cap, s):
+        with RawClient(s.port) as c:
+            hello(c)
+            ask(c, "STARTTLS", 220)
+            ctx = client_context(pki)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            try:
+                ctx.wrap_socket(c.sock, server_hostname="mx.test")
+                assert False, "a TLS 1.2 handshake succeeded"
+            except (ssl.SSLError, ConnectionError):
+                pass
+        s.wait_log(r"tls handshake failed mode=starttls error=\".*(unsupported protocol|version)")
+        with RawClient(s.port) as c:
+            hello(c)
+            ask(c, "STARTTLS", 220)
+            assert start_tls(c, pki).version() == "TLSv1.3"
 
 
 def test_tls_required(tmp):
