@@ -159,6 +159,15 @@ const char	*sluice_client_hostname(struct sluice_ctx *ctx);	/* verified rDNS or 
 const char	*sluice_helo(struct sluice_ctx *ctx);		/* NULL before HELO/EHLO */
 const char	*sluice_auth_user(struct sluice_ctx *ctx);	/* NULL unless authenticated */
 const char	*sluice_auth_mech(struct sluice_ctx *ctx);	/* "PLAIN"/"LOGIN", or NULL */
+/*
+ * TLS on the client connection (STARTTLS or implicit), NULL or 0 without
+ * it.  Strings belong to the session and live until it ends.
+ */
+const char	*sluice_tls_version(struct sluice_ctx *ctx);	/* "TLSv1.3" */
+const char	*sluice_tls_cipher(struct sluice_ctx *ctx);	/* "TLS_AES_256_GCM_SHA384" */
+int		 sluice_tls_cipher_bits(struct sluice_ctx *ctx);	/* 256 */
+const char	*sluice_tls_peer_subject(struct sluice_ctx *ctx);	/* client cert, RFC 2253 */
+const char	*sluice_tls_peer_issuer(struct sluice_ctx *ctx);	/* its issuer */
 const char	*sluice_mail_from(struct sluice_ctx *ctx);	/* "" = null sender, NULL = none */
 const char	*sluice_rcpt_current(struct sluice_ctx *ctx);	/* the RCPT being checked */
 size_t		 sluice_rcpt_count(struct sluice_ctx *ctx);	/* accepted so far */

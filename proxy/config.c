@@ -45,6 +45,7 @@
 #include "log.h"
 #include "module.h"
 #include "mx.h"
+#include "tls.h"
 #include "util.h"
 
 #define CONFIG_FILE_MAX		(16 * 1024 * 1024)	/* bytes of one config file */
@@ -301,6 +302,11 @@ static void	 config_convert_option(struct config_loader *ld, cfg_t *sec,
 		    const struct sluice_option *o, struct config_option_value *v);
 static void	 config_resolve(struct config_loader *ld);
 static void	 config_resolve_listener(struct config_loader *ld, size_t i);
+static void	 config_convert_listener_tls(struct config_loader *ld, cfg_t *sec,
+		    struct config_listener *l);
+static void	 config_convert_backend_tls(struct config_loader *ld, cfg_t *sec,
+		    struct config_backend *b);
+static char	*config_strdup_or_null(const char *s);
 static void	 config_check_listen_unique(struct config_loader *ld, size_t i);
 static void	 config_check_filter_unique(struct config_loader *ld);
 static void	 config_loader_free(struct config_loader *ld);
@@ -457,6 +463,26 @@ static cfg_opt_t config_limits_opts[] = {
 	CFG_END()
 };
 
+/* A listener's TLS options (config_convert_listener_tls checks them). */
+#define CONFIG_LISTENER_TLS_OPTS						\
+	CFG_STR("tls", "none", CFGF_NONE),					\
+	CFG_BOOL("tls_required", cfg_false, CFGF_NONE),			\
+	CFG_STR_LIST_CB("tls_cert_file", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR_LIST_CB("tls_key_file", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR("tls_min_version", "TLSv1.2", CFGF_NONE),			\
+	CFG_STR("tls_ciphers", NULL, CFGF_NODEFAULT),				\
+	CFG_STR("tls_ciphersuites", NULL, CFGF_NODEFAULT),			\
+	CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, config_cb_string)
+
+/* A backend's TLS options (config_convert_backend_tls checks them). */
+#define CONFIG_BACKEND_TLS_OPTS						\
+	CFG_STR("tls", "none", CFGF_NONE),					\
+	CFG_BOOL("tls_implicit", cfg_false, CFGF_NONE),			\
+	CFG_STR_CB("tls_ca_file", NULL, CFGF_NODEFAULT, config_cb_string),	\
+	CFG_STR_CB("tls_server_name", NULL, CFGF_NODEFAULT, config_cb_string), \
+	CFG_STR_CB("tls_cert_file", NULL, CFGF_NODEFAULT, config_cb_string),	\
+	CFG_STR_CB("tls_key_file", NULL, CFGF_NODEFAULT, config_cb_string)
+
 /* No defaults: what a listener does not set comes from the global limits. */
 static cfg_opt_t config_listener_limits_opts[] = {
 	CONFIG_LIMITS_OPTS(CFGF_NODEFAULT),
@@ -478,6 +504,7 @@ static cfg_opt_t config_listener_opts[] = {
 	CFG_INT_CB("proxy_timeout", 10 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("greeting_delay", 0, CFGF_NONE, config_cb_number),
 	CFG_SEC("limits", config_listener_limits_opts, CFGF_NONE),
+	CONFIG_LISTENER_TLS_OPTS,
 	CFG_STR_CB("mode", "forward", CFGF_NONE, config_cb_listener_mode),
 	/* SMTP AUTH (RFC 4954) */
 	CFG_STR_CB("auth", "none", CFGF_NONE, config_cb_enum),
@@ -520,6 +547,7 @@ static cfg_opt_t config_backend_opts[] = {
 	CFG_INT_CB("down_time", 30 * SEC_MS, CFGF_NONE, config_cb_number),
 	CFG_STR_CB("maildir", NULL, CFGF_NODEFAULT, config_cb_string),
 	CFG_BOOL("maildir_fsync", cfg_true, CFGF_NONE),
+	CONFIG_BACKEND_TLS_OPTS,
 	CFG_END()
 };
 
@@ -1498,6 +1526,9 @@ config_cb_string(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 		if (!config_forwarder_valid(value))
 			cfg_error(cfg, "forwarder \"%s\" is not an IP address with an optional "
 			    "port (\"192.0.2.53\", \"127.0.0.1@5353\", \"::1@53\")", value);
+	} else if (strcmp(name, "tls_server_name") == 0) {
+		if (!config_hostname_valid(value))
+			cfg_error(cfg, "tls_server_name \"%s\" is not a host name", value);
 	} else if (strcmp(name, "resolv_conf") == 0 && value[0] == '\0') {
 		/* "" = no forwarders: recurse from the root */
 	} else if (value[0] != '/')	/* spool_dir, pidfile, maildir, trust_anchor, chroot */
@@ -2112,6 +2143,7 @@ config_convert_listener(struct config_loader *ld, cfg_t *sec, struct config_list
 	    CONFIG_MODE_RELAY : CONFIG_MODE_FORWARD;
 	config_convert_listener_proxy(ld, sec, l);
 	config_convert_listener_auth(ld, sec, &l->auth);
+	config_convert_listener_tls(ld, sec, l);
 }
 
 /* proxy_protocol, proxy_trusted, proxy_timeout (session_proxy.c uses them). */
@@ -2231,6 +2263,78 @@ config_auth_find(const struct config *cfg, const char *name)
 	return NULL;
 }
 
+static char *
+config_strdup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+/* Backend TLS; the client context is built now, as the listeners' are. */
+static void
+config_convert_backend_tls(struct config_loader *ld, cfg_t *sec, struct config_backend *b)
+{
+	static const char *const modes[] = { "none", "may", "encrypt", "verify" };
+	struct config_backend_tls *t = &b->tls;
+	const char	*mode = cfg_getstr(sec, "tls");
+	char		 err[CONFIG_MSG_MAX];
+	size_t		 i;
+
+	for (i = 0; i < nitems(modes) && strcmp(mode, modes[i]) != 0; i++)
+		;
+	if (i == nitems(modes))
+		config_error_section(ld, sec, "tls \"%s\" is not one of none, may, encrypt, "
+		    "verify", mode);
+	t->mode = i < nitems(modes) ? (enum config_backend_tls_mode)i : CONFIG_BACKEND_TLS_NONE;
+	t->implicit = cfg_getbool(sec, "tls_implicit") ? 1 : 0;
+	t->ca_file = config_strdup_or_null(cfg_getstr(sec, "tls_ca_file"));
+	t->server_name = config_strdup_or_null(cfg_getstr(sec, "tls_server_name"));
+	t->cert_file = config_strdup_or_null(cfg_getstr(sec, "tls_cert_file"));
+	t->key_file = config_strdup_or_null(cfg_getstr(sec, "tls_key_file"));
+	if (t->implicit && t->mode == CONFIG_BACKEND_TLS_NONE)
+		config_error_section(ld, sec, "tls_implicit = yes needs tls = encrypt or verify");
+	if (t->implicit && t->mode == CONFIG_BACKEND_TLS_MAY)
+		config_error_section(ld, sec, "tls_implicit = yes cannot fall back to clear "
+		    "text: use tls = encrypt or verify");
+	if (t->mode == CONFIG_BACKEND_TLS_NONE)
+		return;
+	if ((t->client = tls_client_new(t, err, sizeof(err))) == NULL)
+		config_error_section(ld, sec, "%s", err);
+}
+
+/* TLS settings; the contexts are built now so a bad certificate fails the load. */
+static void
+config_convert_listener_tls(struct config_loader *ld, cfg_t *sec, struct config_listener *l)
+{
+	struct config_listener_tls *t = &l->tls;
+	const char	*mode = cfg_getstr(sec, "tls");
+	char		 err[CONFIG_MSG_MAX];
+
+	if (strcmp(mode, "none") == 0)
+		t->mode = CONFIG_TLS_NONE;
+	else if (strcmp(mode, "starttls") == 0)
+		t->mode = CONFIG_TLS_STARTTLS;
+	else if (strcmp(mode, "implicit") == 0)
+		t->mode = CONFIG_TLS_IMPLICIT;
+	else
+		config_error_section(ld, sec, "tls \"%s\" is not one of none, starttls, "
+		    "implicit", mode);
+	t->required = cfg_getbool(sec, "tls_required") ? 1 : 0;
+	t->cert_files = config_strlist(sec, "tls_cert_file", &t->ncert_files);
+	t->key_files = config_strlist(sec, "tls_key_file", &t->nkey_files);
+	if ((t->min_version = tls_version_parse(cfg_getstr(sec, "tls_min_version"))) == -1)
+		config_error_section(ld, sec, "tls_min_version \"%s\" is not one of TLSv1, "
+		    "TLSv1.1, TLSv1.2, TLSv1.3", cfg_getstr(sec, "tls_min_version"));
+	t->ciphers = config_strdup_or_null(cfg_getstr(sec, "tls_ciphers"));
+	t->ciphersuites = config_strdup_or_null(cfg_getstr(sec, "tls_ciphersuites"));
+	t->ca_file = config_strdup_or_null(cfg_getstr(sec, "tls_ca_file"));
+	if (t->required && t->mode != CONFIG_TLS_STARTTLS)
+		config_error_section(ld, sec, "tls_required = yes needs tls = starttls");
+	if (t->mode == CONFIG_TLS_NONE || t->min_version == -1)
+		return;
+	if ((t->server = tls_server_new(t, err, sizeof(err))) == NULL)
+		config_error_section(ld, sec, "%s", err);
+}
+
 static void
 config_convert_backend(struct config_loader *ld, cfg_t *sec, struct config_backend *b)
 {
@@ -2258,6 +2362,7 @@ config_convert_backend(struct config_loader *ld, cfg_t *sec, struct config_backe
 	b->down_time_ms = cfg_getint(sec, "down_time");
 	b->maildir = (s = cfg_getstr(sec, "maildir")) != NULL ? xstrdup(s) : NULL;
 	b->maildir_fsync = cfg_getbool(sec, "maildir_fsync") ? 1 : 0;
+	config_convert_backend_tls(ld, sec, b);
 	if (b->type == CONFIG_BACKEND_MAILDIR) {
 		if (b->maildir == NULL)
 			config_error_section(ld, sec, "type maildir needs maildir, an absolute "
@@ -2633,6 +2738,12 @@ config_free(struct config **cfgp)
 		free(l->banner);
 		free(l->proxy_trusted);
 		free(l->auth.backend);
+		config_free_strings(l->tls.cert_files, l->tls.ncert_files);
+		config_free_strings(l->tls.key_files, l->tls.nkey_files);
+		free(l->tls.ciphers);
+		free(l->tls.ciphersuites);
+		free(l->tls.ca_file);
+		tls_server_free(&l->tls.server);
 	}
 	for (i = 0; i < cfg->nauths; i++) {
 		free(cfg->auths[i].name);
@@ -2650,6 +2761,11 @@ config_free(struct config **cfgp)
 		free(b->addrlens);
 		free(b->helo_name);
 		free(b->maildir);
+		free(b->tls.ca_file);
+		free(b->tls.server_name);
+		free(b->tls.cert_file);
+		free(b->tls.key_file);
+		tls_client_free(&b->tls.client);
 	}
 	for (i = 0; i < cfg->nfilters; i++)
 		config_free_filter(&cfg->filters[i]);

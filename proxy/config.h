@@ -118,6 +118,49 @@ struct config_limits {
 	long long	 commands_before_mail;	/* NOOP, RSET, VRFY, ... without MAIL, 0 = none */
 };
 
+/* TLS on a listener (tls.c builds the contexts while the config loads). */
+enum config_tls_mode {
+	CONFIG_TLS_NONE = 0,		/* plain SMTP, STARTTLS answered 502 */
+	CONFIG_TLS_STARTTLS,		/* STARTTLS offered (RFC 3207) */
+	CONFIG_TLS_IMPLICIT		/* TLS from accept (RFC 8314, port 465) */
+};
+
+struct tls_server;
+
+struct config_listener_tls {
+	enum config_tls_mode mode;		/* none, starttls, implicit */
+	int		  required;		/* MAIL refused with 530 before STARTTLS */
+	char		**cert_files;		/* PEM chains, first is the default */
+	size_t		  ncert_files;
+	char		**key_files;		/* PEM keys, one per certificate */
+	size_t		  nkey_files;
+	int		  min_version;		/* TLS1_2_VERSION etc. */
+	char		 *ciphers;		/* TLS 1.2 cipher list, NULL = OpenSSL's */
+	char		 *ciphersuites;		/* TLS 1.3 suites, NULL = OpenSSL's */
+	char		 *ca_file;		/* client certificates verified against, NULL = not asked */
+	struct tls_server *server;		/* contexts, owned; NULL when mode is none */
+};
+
+/* TLS towards a backend's servers (tls.c builds the client context). */
+enum config_backend_tls_mode {
+	CONFIG_BACKEND_TLS_NONE = 0,	/* never */
+	CONFIG_BACKEND_TLS_MAY,		/* STARTTLS if offered, else in clear */
+	CONFIG_BACKEND_TLS_ENCRYPT,	/* TLS or the server counts as failed */
+	CONFIG_BACKEND_TLS_VERIFY	/* TLS with a certificate valid for the name */
+};
+
+struct tls_client;
+
+struct config_backend_tls {
+	enum config_backend_tls_mode mode;	/* none, may, encrypt, verify */
+	int		  implicit;		/* TLS from connect, no STARTTLS */
+	char		 *ca_file;		/* trust anchors, NULL = system's */
+	char		 *server_name;		/* SNI and name to verify, NULL = server's host */
+	char		 *cert_file;		/* client certificate, NULL = none */
+	char		 *key_file;		/* its key */
+	struct tls_client *client;		/* context, owned; NULL when mode is none */
+};
+
 struct config_listener {
 	char		 *name;			/* section title */
 	int		  line;			/* config line of the section */
@@ -144,6 +187,7 @@ struct config_listener {
 	long long	  proxy_timeout_ms;	/* wait for the whole header */
 	struct config_listener_auth auth;	/* SMTP AUTH */
 	enum config_listener_mode mode;		/* forward or relay */
+	struct config_listener_tls tls;		/* TLS settings and contexts */
 };
 
 struct config_backend {
@@ -165,6 +209,7 @@ struct config_backend {
 	long long	  down_time_ms;		/* a failed server is skipped this long */
 	char		 *maildir;		/* Maildir path (maildir type) */
 	int		  maildir_fsync;	/* fsync file and directory */
+	struct config_backend_tls tls;		/* TLS to the servers */
 };
 
 /* One option value of a filter instance, as declared by its module. */

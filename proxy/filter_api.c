@@ -26,6 +26,7 @@
 #include "session.h"
 #include "smtp_parse.h"
 #include "sluice_filter.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -105,6 +106,53 @@ const char *
 sluice_helo(struct sluice_ctx *ctx)
 {
 	return ctx->session->helo;
+}
+
+/* The session's TLS facts once the handshake is done, else NULL. */
+static const struct tls_conn *
+filter_api_tls(struct sluice_ctx *ctx)
+{
+	return session_tls_active(ctx->session) ? ctx->session->tls : NULL;
+}
+
+const char *
+sluice_tls_version(struct sluice_ctx *ctx)
+{
+	const struct tls_conn	*tc = filter_api_tls(ctx);
+
+	return tc != NULL ? tc->version : NULL;
+}
+
+const char *
+sluice_tls_cipher(struct sluice_ctx *ctx)
+{
+	const struct tls_conn	*tc = filter_api_tls(ctx);
+
+	return tc != NULL ? tc->cipher : NULL;
+}
+
+int
+sluice_tls_cipher_bits(struct sluice_ctx *ctx)
+{
+	const struct tls_conn	*tc = filter_api_tls(ctx);
+
+	return tc != NULL ? tc->bits : 0;
+}
+
+const char *
+sluice_tls_peer_subject(struct sluice_ctx *ctx)
+{
+	const struct tls_conn	*tc = filter_api_tls(ctx);
+
+	return tc != NULL ? tc->peer_subject : NULL;
+}
+
+const char *
+sluice_tls_peer_issuer(struct sluice_ctx *ctx)
+{
+	const struct tls_conn	*tc = filter_api_tls(ctx);
+
+	return tc != NULL ? tc->peer_issuer : NULL;
 }
 
 const char *

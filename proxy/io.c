@@ -23,6 +23,14 @@ io_write_now(struct bufferevent *bev)
 	/* Already waiting for writability: the bufferevent is on it. */
 	if (bufferevent_get_enabled(bev) & EV_WRITE)
 		return 0;
+	/*
+	 * A filter (TLS) must encode its output itself: its fd is the
+	 * underlying socket's, and writing there would skip the encryption.
+	 */
+	if (bufferevent_get_underlying(bev) != NULL) {
+		bufferevent_enable(bev, EV_WRITE);
+		return 0;
+	}
 	if (fd < 0) {
 		bufferevent_enable(bev, EV_WRITE);
 		return 0;

@@ -38,6 +38,7 @@
 #include "smtp_auth.h"
 #include "smtp_cmd.h"
 #include "spool.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -102,9 +103,14 @@ session_id(const struct session *s)
 int
 session_tls_active(const struct session *s)
 {
-	return s->tls != NULL;
+	return s->tls != NULL && s->tls->established;
 }
 
+/*
+ * The protocol name for Received (RFC 3848) and XCLIENT PROTO: SMTP,
+ * ESMTP, or ESMTPS once TLS protects the connection.  The one place that
+ * names it, so AUTH can add its A here.
+ */
 const char *
 session_protocol(const struct session *s)
 {
@@ -236,10 +242,24 @@ void
 session_start(struct session *s)
 {
 	const struct config_listener *l = s->lg->conf;
-	struct session_extra	*x = session_x(s);
 
 	session_log(s, LOG_LEVEL_INFO, "connect client=%s port=%d listener=%s local=%s:%d",
 	    s->addr, s->port, l->name, s->local_addr, s->local_port);
+	if (l->tls.mode == CONFIG_TLS_IMPLICIT) {
+		/* RFC 8314: the handshake comes first; tls_session.c greets after it. */
+		if (tls_session_start(s, 1) == -1)
+			session_close(s, 0, NULL, NULL);
+		return;
+	}
+	session_greet(s);
+}
+
+void
+session_greet(struct session *s)
+{
+	const struct config_listener *l = s->lg->conf;
+	struct session_extra	*x = session_x(s);
+
 	if (l->greeting_delay_ms > 0)
 		session_pregreet_start(s);
 	if (l->reverse_lookup) {
@@ -735,7 +755,9 @@ session_free_cb(void *arg)
 		event_free(x->greet_timer);
 	if (s->run.timer != NULL)
 		event_free(s->run.timer);
+	tls_session_flush(s);
 	bufferevent_free(s->bev);
+	tls_conn_free(&s->tls);
 	for (n = s->notes; n != NULL; n = next) {
 		next = n->next;
 		free(n->key);
@@ -857,9 +879,10 @@ txn_log_summary(struct session *s, const char *result)
 	log_quote(helo, sizeof(helo), s->helo != NULL ? s->helo : "", 256);
 	log_quote(reply, sizeof(reply), t->backend_reply != NULL ? t->backend_reply : "", 512);
 	session_log(s, LOG_LEVEL_INFO, "done txn=%u result=%s client=%s helo=%s from=<%s> "
-	    "rcpts=%s nrcpt=%zu size=%zu filters=\"%s\" backend=%s time=%.3fms",
+	    "rcpts=%s nrcpt=%zu size=%zu filters=\"%s\" backend=%s time=%.3fms%s%s",
 	    t->number, result, s->addr, helo, from, t->nrcpts ? rcpts : "-", t->nrcpts,
-	    t->size, verdicts, t->backend_reply != NULL ? reply : "-", (double)us / 1000.0);
+	    t->size, verdicts, t->backend_reply != NULL ? reply : "-", (double)us / 1000.0,
+	    session_tls_active(s) ? " tls=" : "", session_tls_active(s) ? s->tls->version : "");
 }
 
 void

@@ -155,10 +155,16 @@ uint64_t	 session_id(const struct session *s);
 /* 1 once TLS protects the client connection (STARTTLS done, or implicit TLS). */
 int		 session_tls_active(const struct session *s);
 /*
- * The protocol name for XCLIENT PROTO and the Received field (RFC 3848):
+ * The protocol name for XFORWARD PROTO and the Received field (RFC 3848):
  * "SMTP", "ESMTP", and with TLS and/or AUTH "ESMTPS", "ESMTPA", "ESMTPSA".
+ * XCLIENT takes only SMTP or ESMTP (Postfix answers 501 to the others).
  */
 const char	*session_protocol(const struct session *s);
+/*
+ * Greet the client (reverse lookup first if configured): the end of
+ * session_start, or of the implicit TLS handshake (tls_session.c).
+ */
+void		 session_greet(struct session *s);
 
 /* Queue a reply to the client (see smtp_reply_add). */
 void		 session_reply(struct session *s, int code, const char *enhanced,

@@ -31,6 +31,7 @@
 #include "smtp_cmd_int.h"
 #include "smtp_parse.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -79,7 +80,7 @@ static const struct cmd_row cmd_table[] = {
 	{ SMTP_VERB_EXPN, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
 	{ SMTP_VERB_HELP, CMD_ALLOWED_REFUSED, CMD_NO_PHASE, check_any, proceed_help },
 	{ SMTP_VERB_BDAT, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
-	{ SMTP_VERB_STARTTLS, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
+	{ SMTP_VERB_STARTTLS, 0, CMD_NO_PHASE, tls_cmd_starttls_check, tls_cmd_starttls },
 	{ SMTP_VERB_AUTH, 0, CMD_NO_PHASE, smtp_auth_check, smtp_auth_proceed },
 	{ SMTP_VERB_XCLIENT, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
 	{ SMTP_VERB_XFORWARD, 0, CMD_NO_PHASE, check_any, proceed_not_implemented },
@@ -480,9 +481,10 @@ ehlo_reply(struct session *s)
 	char	 text[512];
 
 	snprintf(text, sizeof(text), "%s\nPIPELINING\nSIZE %lld\n8BITMIME\n"
-	    "ENHANCEDSTATUSCODES\nSMTPUTF8\nDSN%s", l->hostname,
-	    l->limits.message_size, smtp_auth_offered(s) && s->auth_user == NULL ?
-	    "\nAUTH PLAIN LOGIN" : "");
+	    "ENHANCEDSTATUSCODES\nSMTPUTF8\nDSN%s%s", l->hostname,
+	    l->limits.message_size,
+	    l->tls.mode == CONFIG_TLS_STARTTLS && !session_tls_active(s) ? "\nSTARTTLS" : "",
+	    smtp_auth_offered(s) && s->auth_user == NULL ? "\nAUTH PLAIN LOGIN" : "");
 	smtp_reply_add(session_output(s), 250, NULL, text);
 }
 
@@ -648,6 +650,10 @@ check_mail(struct session *s, struct cmd_state *c, const char *arg, size_t len)
 	}
 	if (s->txn != NULL) {
 		cmd_fail(s, 503, "5.5.1", "Error: nested MAIL command");
+		return -1;
+	}
+	if (s->lg->conf->tls.required && !session_tls_active(s)) {
+		cmd_fail(s, 530, "5.7.0", "Must issue a STARTTLS command first");
 		return -1;
 	}
 	if (smtp_auth_required(s)) {

@@ -28,6 +28,7 @@
 #include "smtp_cmd.h"
 #include "smtp_cmd_int.h"
 #include "smtp_parse.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -121,7 +122,7 @@ static void
 data_received(struct session *s)
 {
 	struct txn	*t = s->txn;
-	char		 date[64], *hdr, from[300], rcpt[300], utf8with[16];
+	char		 date[64], *hdr, from[300], rcpt[300], proto[32], tls[200];
 	const char	*with;
 	time_t		 now = time(NULL);
 	struct tm	 tm;
@@ -134,19 +135,23 @@ data_received(struct session *s)
 		snprintf(from, sizeof(from), "%s", s->helo);
 	else
 		snprintf(from, sizeof(from), "unknown");
-	/* RFC 3848, RFC 6531: ESMTPA -> UTF8SMTPA and so on. */
 	with = session_protocol(s);
-	if (t->smtputf8 && with[0] == 'E') {
-		snprintf(utf8with, sizeof(utf8with), "UTF8%s", with + 1);
-		with = utf8with;
-	}
+	/* RFC 6531: UTF8SMTP, UTF8SMTPS, ... (SMTPUTF8 implies EHLO: "ESMTP..."). */
+	if (t->smtputf8)
+		snprintf(proto, sizeof(proto), "UTF8%s", with[0] == 'E' ? with + 1 : with);
+	else
+		snprintf(proto, sizeof(proto), "%s", with);
+	tls[0] = '\0';
+	if (session_tls_active(s))
+		snprintf(tls, sizeof(tls), "\r\n\t(using %s with cipher %s (%d/%d bits))",
+		    s->tls->version, s->tls->cipher, s->tls->bits, s->tls->alg_bits);
 	rcpt[0] = '\0';
 	if (t->nrcpts == 1)
 		snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", t->rcpts[0].mailbox);
-	xasprintf(&hdr, "Received: from %s (%s%s[%s%s])\r\n\tby %s (sluice) with %s id "
+	xasprintf(&hdr, "Received: from %s (%s%s[%s%s])%s\r\n\tby %s (sluice) with %s id "
 	    "%016llx.%u%s;\r\n\t%s\r\n", from, s->hostname != NULL ? s->hostname : "",
-	    s->hostname != NULL ? " " : "", v6 ? "IPv6:" : "", s->addr,
-	    s->lg->conf->hostname, with, (unsigned long long)s->id, t->number, rcpt, date);
+	    s->hostname != NULL ? " " : "", v6 ? "IPv6:" : "", s->addr, tls,
+	    s->lg->conf->hostname, proto, (unsigned long long)s->id, t->number, rcpt, date);
 	if (message_prepend(t->msg, hdr, strlen(hdr)) == -1)
 		session_log(s, LOG_LEVEL_WARNING, "could not add the Received field");
 	free(hdr);

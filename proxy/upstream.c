@@ -20,13 +20,18 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "backend.h"
 #include "io.h"
 #include "log.h"
 #include "message.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "upstream.h"
 #include "util.h"
 #include "worker.h"
@@ -50,7 +55,9 @@ enum up_state {
 	UP_DATA_FINAL,		/* waiting for final replies */
 	UP_RESETTING,		/* RSET before pooling */
 	UP_IDLE,		/* in the pool */
-	UP_FAILED		/* an error was reported; only free is left */
+	UP_FAILED,		/* an error was reported; only free is left */
+	UP_STARTTLS,		/* waiting for STARTTLS's 220 */
+	UP_TLS_HANDSHAKE	/* TLS handshake (after STARTTLS, or implicit) */
 };
 
 struct upstream {
@@ -86,6 +93,7 @@ struct upstream {
 	size_t			 replies_left;	/* DATA_FINAL: replies still expected */
 	struct upstream		*next;		/* pool link */
 	struct smtp_reply	 reply;		/* last reply */
+	int			 tls_on;	/* TLS protects the connection */
 };
 
 static void	 up_read_cb(struct bufferevent *, void *);
@@ -103,6 +111,13 @@ static void	 up_send_next_line(struct upstream *);
 static void	 up_data_pump(struct upstream *);
 static void	 up_ready(struct upstream *);
 static void	 up_discard(struct upstream *);
+static void	 up_after_caps(struct upstream *);
+static int	 up_tls_wanted(struct upstream *);
+static void	 up_tls_replied(struct upstream *, const struct smtp_reply *);
+static int	 up_tls_start(struct upstream *);
+static void	 up_tls_established(struct upstream *);
+static void	 up_tls_name(const struct upstream *, char *, size_t);
+static void	 up_tls_handshake_event(struct upstream *, short);
 
 const char *
 upstream_error_text(enum upstream_error err)
@@ -333,6 +348,7 @@ up_connect_next(struct upstream *up, enum upstream_error err, const struct smtp_
 			up->bev = NULL;
 		}
 		memset(&up->caps, 0, sizeof(up->caps));
+		up->tls_on = 0;
 		if (up_connect_one(up) == 0)
 			return;
 		backend_server_failed(up->b, up->server, strerror(errno));
@@ -424,8 +440,13 @@ up_identity_lines(struct upstream *up, int xclient)
 	snprintf(num, sizeof(num), "%d", id->port);
 	if (offer & SMTP_XATTR_PORT)
 		up_attr(up, &cur, verb, "PORT", num);
+	/*
+	 * Postfix's XCLIENT takes only SMTP or ESMTP (501 otherwise, and the
+	 * identity would be lost); XFORWARD takes any name, ESMTPS included.
+	 */
 	if (offer & SMTP_XATTR_PROTO)
-		up_attr(up, &cur, verb, "PROTO", id->proto);
+		up_attr(up, &cur, verb, "PROTO", xclient && strncmp(id->proto, "ESMTP", 5) == 0 ?
+		    "ESMTP" : id->proto);
 	if (offer & SMTP_XATTR_HELO)
 		up_attr(up, &cur, verb, "HELO", id->helo != NULL ? id->helo : "[UNAVAILABLE]");
 	if (xclient && (offer & SMTP_XATTR_LOGIN))
@@ -520,6 +541,15 @@ static void
 up_after_ehlo(struct upstream *up, const struct smtp_reply *r)
 {
 	smtp_caps_parse(r, &up->caps);
+	if (up_tls_wanted(up))
+		return;
+	up_after_caps(up);
+}
+
+/* Capabilities known (after TLS, if any): identity, then ready. */
+static void
+up_after_caps(struct upstream *up)
+{
 	if (up->created_ms == 0)
 		up->created_ms = monotonic_ms();
 	if (up->state == UP_EHLO) {
@@ -573,6 +603,9 @@ up_reply_handshake(struct upstream *up, const struct smtp_reply *r)
 		return;
 	case UP_XCLIENT:
 		up_xclient_replied(up, r);
+		return;
+	case UP_STARTTLS:
+		up_tls_replied(up, r);
 		return;
 	case UP_XCLIENT_EHLO:
 		if (r->code != 250) {
@@ -630,6 +663,7 @@ up_reply(struct upstream *up, const struct smtp_reply *r)
 	case UP_EHLO:
 	case UP_XCLIENT:
 	case UP_XCLIENT_EHLO:
+	case UP_STARTTLS:
 		up_reply_handshake(up, r);
 		return;
 	case UP_READY:
@@ -691,6 +725,7 @@ up_lost(struct upstream *up, enum upstream_error err, const char *why)
 	case UP_CONNECTING:
 	case UP_GREETING:
 	case UP_EHLO:
+	case UP_STARTTLS:
 		up_server_failed(up, err == UPSTREAM_GARBAGE ? UPSTREAM_GARBAGE : UPSTREAM_CONNECT,
 		    why, NULL);
 		return;
@@ -719,7 +754,8 @@ up_read_cb(struct bufferevent *bev, void *arg)
 	/* A handshake failure may move on to another server (a new bev). */
 	while (!up->free_pending && up->state != UP_FAILED && up->bev == bev) {
 		if (up->state == UP_IDLE || up->state == UP_READY ||
-		    up->state == UP_DATA_BODY || up->state == UP_CONNECTING) {
+		    up->state == UP_DATA_BODY || up->state == UP_CONNECTING ||
+		    up->state == UP_TLS_HANDSHAKE) {
 			/* Nobody asked: a pooled server saying 421, or noise. */
 			if (evbuffer_get_length(in) > 0)
 				up_lost(up, UPSTREAM_GARBAGE, "unexpected data");
@@ -744,10 +780,15 @@ up_event_cb(struct bufferevent *bev, short events, void *arg)
 	struct upstream	*up = arg;
 
 	up->depth++;
-	if (events & BEV_EVENT_CONNECTED) {
+	if (up->state == UP_TLS_HANDSHAKE) {
+		up_tls_handshake_event(up, events);
+	} else if (events & BEV_EVENT_CONNECTED) {
 		up->state = UP_GREETING;
 		up_set_nodelay(up);
 		io_write_drained(bev);	/* EV_WRITE was only for the connect */
+		/* RFC 8314 towards the backend: TLS before the greeting. */
+		if (up->b->conf->tls.implicit && up_tls_start(up) == -1)
+			up_server_failed(up, UPSTREAM_CONNECT, "TLS could not start", NULL);
 	} else if (events & BEV_EVENT_TIMEOUT)
 		up_lost(up, UPSTREAM_TIMEOUT, "timeout");
 	else if (events & BEV_EVENT_EOF)
@@ -757,6 +798,140 @@ up_event_cb(struct bufferevent *bev, short events, void *arg)
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (--up->depth == 0 && up->free_pending)
 		up_really_free(up);
+}
+
+/* --- TLS (STARTTLS after the first EHLO, or implicit) ------------------------ */
+
+/* After the first EHLO: 1 when STARTTLS was sent or the server was given up. */
+static int
+up_tls_wanted(struct upstream *up)
+{
+	const struct config_backend_tls *t = &up->b->conf->tls;
+
+	if (up->state != UP_EHLO || up->tls_on || t->mode == CONFIG_BACKEND_TLS_NONE)
+		return 0;
+	if (up->caps.flags & SMTP_CAP_STARTTLS) {
+		up->state = UP_STARTTLS;
+		up_write_line(up, "STARTTLS", up->b->conf->command_timeout_ms);
+		return 1;
+	}
+	if (t->mode == CONFIG_BACKEND_TLS_MAY)
+		return 0;
+	log_warnx("backend=%s server=%s tls=%s reason=\"STARTTLS not offered\"",
+	    up->b->conf->name, upstream_server_name(up),
+	    t->mode == CONFIG_BACKEND_TLS_VERIFY ? "verify" : "encrypt");
+	up_server_failed(up, UPSTREAM_CONNECT, "STARTTLS not offered", NULL);
+	return 1;
+}
+
+static void
+up_tls_replied(struct upstream *up, const struct smtp_reply *r)
+{
+	if (r->code == 220) {
+		if (up_tls_start(up) == -1)
+			up_server_failed(up, UPSTREAM_GARBAGE, "TLS could not start", NULL);
+		return;
+	}
+	log_warnx("backend=%s server=%s STARTTLS refused code=%d text=\"%s\"",
+	    up->b->conf->name, upstream_server_name(up), r->code, smtp_reply_text(r));
+	if (up->b->conf->tls.mode != CONFIG_BACKEND_TLS_MAY) {
+		up_server_failed(up, UPSTREAM_CONNECT, "STARTTLS refused", NULL);
+		return;
+	}
+	/* may: the connection is still fine in clear, with the first EHLO's capabilities. */
+	up->state = UP_EHLO;
+	up_after_caps(up);
+}
+
+/* SNI and the name to verify: tls_server_name, else the host of the servers entry. */
+static void
+up_tls_name(const struct upstream *up, char *buf, size_t size)
+{
+	const char	*name = up->b->servers[up->server].name, *end;
+
+	if (up->b->conf->tls.server_name != NULL) {
+		snprintf(buf, size, "%s", up->b->conf->tls.server_name);
+		return;
+	}
+	buf[0] = '\0';
+	if (strncmp(name, "unix:", 5) == 0)
+		return;
+	if (name[0] == '[' && (end = strchr(name, ']')) != NULL)
+		snprintf(buf, size, "%.*s", (int)(end - name - 1), name + 1);
+	else if ((end = strrchr(name, ':')) != NULL)
+		snprintf(buf, size, "%.*s", (int)(end - name), name);
+	else
+		snprintf(buf, size, "%s", name);
+}
+
+static int
+up_tls_start(struct upstream *up)
+{
+	struct bufferevent	*tls;
+	char			 name[256];
+	SSL			*ssl;
+
+	/* Bytes after the 220 were not protected by TLS: never read them as replies. */
+	if (evbuffer_get_length(bufferevent_get_input(up->bev)) > 0)
+		return -1;
+	up_tls_name(up, name, sizeof(name));
+	if ((ssl = tls_client_ssl_new(up->b->conf->tls.client, name)) == NULL)
+		return -1;
+	if ((tls = bufferevent_openssl_filter_new(up->w->base, up->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) == NULL)
+		fatalx("bufferevent_openssl_filter_new");
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_set_timeouts(up->bev, NULL, NULL);
+	up->bev = tls;
+	bufferevent_setcb(tls, up_read_cb, up_write_cb, up_event_cb, up);
+	up->state = UP_TLS_HANDSHAKE;
+	up_set_timeout(up, up->b->conf->connect_timeout_ms);
+	bufferevent_enable(tls, EV_READ);
+	return 0;
+}
+
+static void
+up_tls_handshake_event(struct upstream *up, short events)
+{
+	char		 e[256];
+	unsigned long	 err;
+
+	if (events & BEV_EVENT_CONNECTED) {
+		up_tls_established(up);
+		return;
+	}
+	if (events & BEV_EVENT_TIMEOUT)
+		snprintf(e, sizeof(e), "TLS handshake timeout");
+	else if ((err = bufferevent_get_openssl_error(up->bev)) != 0) {
+		snprintf(e, sizeof(e), "TLS handshake failed: ");
+		ERR_error_string_n(err, e + strlen(e), sizeof(e) - strlen(e));
+	} else
+		snprintf(e, sizeof(e), "TLS handshake failed: connection closed");
+	while (bufferevent_get_openssl_error(up->bev) != 0)
+		;
+	log_warnx("backend=%s server=%s tls failed reason=\"%s\"", up->b->conf->name,
+	    upstream_server_name(up), e);
+	up_server_failed(up, UPSTREAM_CONNECT, e, NULL);
+}
+
+static void
+up_tls_established(struct upstream *up)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(up->bev);
+
+	up->tls_on = 1;
+	log_info("backend=%s server=%s tls established version=%s cipher=%s verified=%s",
+	    up->b->conf->name, upstream_server_name(up), SSL_get_version(ssl),
+	    SSL_get_cipher_name(ssl),
+	    up->b->conf->tls.mode == CONFIG_BACKEND_TLS_VERIFY ? "yes" : "no");
+	if (up->b->conf->tls.implicit) {
+		up->state = UP_GREETING;
+		return;
+	}
+	/* RFC 3207 4.2: forget the first EHLO; capabilities come from the second. */
+	memset(&up->caps, 0, sizeof(up->caps));
+	up->state = UP_EHLO;
+	up_send_ehlo(up, up->b->conf->helo_name);
 }
 
 /* --- Commands and DATA ------------------------------------------------------ */

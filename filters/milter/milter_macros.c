@@ -14,8 +14,11 @@
  *	{auth_type}	its SASL mechanism ("PLAIN", "LOGIN")
  *	{mail_addr}	the sender ("" for <>)
  *	{rcpt_addr}	the recipient
+ *	{tls_version} {cipher} {cipher_bits}	TLS on the client connection
+ *	{cert_subject} {cert_issuer}	the client certificate, if one was sent
  *
- * A macro with no value here ({tls_version}, {cipher},
+ * A macro with no value here (the TLS ones without TLS, the AUTH ones
+ * before AUTH,
  * {mail_host}, ... and any unknown name) is not sent, as Postfix does
  * with macros it has no value for.
  */
@@ -121,6 +124,17 @@ macro_value(struct milter_session *ms, const char *name, const char *rcpt,
 		return sluice_mail_from(ctx);
 	if (IS("{rcpt_addr}"))
 		return rcpt;
+	if (IS("{tls_version}"))
+		return sluice_tls_version(ctx);
+	if (IS("{cipher}"))
+		return sluice_tls_cipher(ctx);
+	if (IS("{cipher_bits}"))
+		return sluice_tls_cipher_bits(ctx) > 0 ?
+		    arena_printf(a, "%d", sluice_tls_cipher_bits(ctx)) : NULL;
+	if (IS("{cert_subject}"))
+		return sluice_tls_peer_subject(ctx);
+	if (IS("{cert_issuer}"))
+		return sluice_tls_peer_issuer(ctx);
 #undef IS
 	return NULL;
 }

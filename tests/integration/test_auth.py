@@ -3,7 +3,7 @@
 passwd file (SHA-512, yescrypt, bcrypt hashes) and against a real Dovecot
 auth socket; every error code of the exchange; AUTH not offered on
 plaintext without auth_plaintext; auth = required; relay only after AUTH;
-the identity at the backend (XCLIENT LOGIN, PROTO ESMTPA, Received with
+the identity at the backend (XCLIENT LOGIN, PROTO ESMTP, Received with
 ESMTPA, MAIL AUTH=); the failure delay and the per-session and per-address
 limits; and no password or SASL blob ever in the log."""
 import base64
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sluicetest import *
 from sluicetest import Service, reachable, wait_for
+from tlstest import client_context, make_pki, tls_listener
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -113,7 +114,8 @@ def test_smtplib_login_each_hash(tmp):
         for m, user in zip(msgs, ("alice", "bob", "carol")):
             line = m.xclient[-1]
             assert "LOGIN=%s" % user in line, m.xclient
-            assert "PROTO=ESMTPA" in line, m.xclient
+            # Postfix's XCLIENT takes only SMTP/ESMTP; LOGIN carries the AUTH
+            assert re.search(r"\bPROTO=ESMTP\b", line), m.xclient
             assert b"with ESMTPA" in m.header_block(), m.header_block()
 
 
@@ -233,6 +235,36 @@ def test_not_offered_on_plaintext(tmp):
             assert not any(k.startswith("AUTH") for k in ehlo_keywords(c))
             c.send((plain_line("alice", PASSWORD) + "\r\n").encode())
             c.expect("502 5.5.1")
+
+
+def test_offered_only_after_starttls(tmp):
+    """On a STARTTLS listener without auth_plaintext, AUTH is neither
+    offered nor accepted (538) before TLS; after STARTTLS it is offered,
+    works, and the Received field says ESMTPSA."""
+    pki = make_pki(tmp)
+    with Capture(tmp / "cap", script={"xclient": True}) as cap, \
+         Sluice(config(tmp, cap.address, plaintext=False, **tls_listener(pki)),
+                tmp / "sluice") as s:
+        with smtplib.SMTP("127.0.0.1", s.port, timeout=scaled(10)) as smtp:
+            smtp.ehlo("client.test")
+            assert smtp.has_extn("starttls")
+            assert not smtp.has_extn("auth"), smtp.esmtp_features
+            code, _ = smtp.docmd(plain_line("alice", PASSWORD))
+            assert code == 538, code
+            ctx = client_context(pki)
+            ctx.check_hostname = False
+            smtp.starttls(context=ctx)
+            smtp.ehlo("client.test")
+            assert not smtp.has_extn("starttls")
+            assert "PLAIN" in smtp.esmtp_features["auth"]
+            code, _ = smtp.login("alice", PASSWORD)
+            assert code == 235, code
+            smtp.sendmail("a@example.org", ["b@example.net"], BODY)
+        s.wait_log(r"auth=ok user=alice mech=PLAIN")
+        m = cap.wait_messages(1)[0]
+        assert b"with ESMTPSA" in m.header_block(), m.header_block()
+        assert "LOGIN=alice" in m.xclient[-1], m.xclient
+        assert re.search(r"\bPROTO=ESMTP\b", m.xclient[-1]), m.xclient
 
 
 def test_required(tmp):

@@ -556,6 +556,29 @@ def test_macros_and_arguments_per_stage(tmp):
         assert b"id " + mail["macro:i"] in msg.data
 
 
+def test_tls_macros(tmp):
+    """After STARTTLS the HELO macros carry the TLS facts (none before)."""
+    from tlstest import make_pki, tls_listener, start_tls
+    pki = make_pki(tmp)
+    lst = tls_listener(pki, tls_ca_file=str(pki / "ca.pem"))
+    with TestMilter(tmp / "tm") as m, \
+         relay(tmp, filters=milter(m.address), chain=["m"], listener=lst) as (cap, s):
+        with RawClient(s.port) as c:
+            hello(c)
+            ask(c, "STARTTLS", 220)
+            start_tls(c, pki, cert="client")
+            ask(c, "EHLO client.test", 250)
+            ask(c, "QUIT", 221)
+        wait_for(lambda: m.events("close", last_session=True), what="milter close")
+        (_, clear), (_, tls) = m.events("helo", last_session=True)
+        assert "macro:{tls_version}" not in clear and "macro:{cipher}" not in clear, clear
+        assert tls["macro:{tls_version}"] == b"TLSv1.3", tls
+        assert tls["macro:{cipher}"].startswith(b"TLS_"), tls
+        assert int(tls["macro:{cipher_bits}"]) >= 128, tls
+        assert tls["macro:{cert_subject}"] == b"CN=client.test", tls
+        assert tls["macro:{cert_issuer}"] == b"CN=Sluice Test CA", tls
+
+
 def test_protocol_options_skip_steps_and_replies(tmp):
     body = (b"Subject:  two spaces\r\n folded\r\n"
             b"X-Milter-Test: add X-Added v\r\n\r\n" + b"x" * 98 + b"\r\n") * 1

@@ -75,7 +75,8 @@ static const char	*tm_connect;		/* -C */
 static const char *const tm_macros[] = {
 	"j", "{daemon_name}", "{daemon_addr}", "{daemon_port}", "v", "_", "{client_addr}",
 	"{client_name}", "{client_port}", "{client_ptr}", "i", "{auth_authen}", "{auth_type}",
-	"{tls_version}", "{mail_addr}", "{rcpt_addr}", NULL
+	"{tls_version}", "{cipher}", "{cipher_bits}", "{cert_subject}", "{cert_issuer}",
+	"{mail_addr}", "{rcpt_addr}", NULL
 };
 
 static void	 tm_event(SMFICTX *, const char *, const char *, ...)
