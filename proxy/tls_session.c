@@ -132,9 +132,16 @@ tls_session_established(struct session *s)
 		session_greet(s);
 		return;
 	}
-	/* RFC 3207 4.2: forget what the client said in clear; it must EHLO again. */
+	/*
+	 * RFC 3207 4.2: forget what the client said in clear, an AUTH done in
+	 * clear (auth_plaintext) included; it must EHLO (and AUTH) again.
+	 */
 	free(s->helo);
 	s->helo = NULL;
+	free(s->auth_user);
+	s->auth_user = NULL;
+	free(s->auth_mech);
+	s->auth_mech = NULL;
 	s->flags &= ~SESSION_ESMTP;
 	session_command_done(s);
 }

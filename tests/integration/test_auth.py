@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sluicetest import *
 from sluicetest import Service, reachable, wait_for
-from tlstest import client_context, make_pki, tls_listener
+from tlstest import client_context, make_pki, start_tls, tls_listener
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -265,6 +265,31 @@ def test_offered_only_after_starttls(tmp):
         assert b"with ESMTPSA" in m.header_block(), m.header_block()
         assert "LOGIN=alice" in m.xclient[-1], m.xclient
         assert re.search(r"\bPROTO=ESMTP\b", m.xclient[-1]), m.xclient
+
+
+def test_starttls_forgets_clear_text_auth(tmp):
+    """RFC 3207 4.2: an AUTH done in clear (auth_plaintext) is forgotten by
+    STARTTLS like everything else the client said before it."""
+    pki = make_pki(tmp)
+    with Capture(tmp / "cap") as cap, \
+         Sluice(config(tmp, cap.address, auth="required", **tls_listener(pki)),
+                tmp / "sluice") as s:
+        with RawClient(s.port) as c:
+            c.expect(220)
+            ehlo_keywords(c)
+            c.send((plain_line("alice", PASSWORD) + "\r\n").encode())
+            c.expect("235 2.7.0")
+            c.send(b"STARTTLS\r\n")
+            c.expect(220)
+            start_tls(c, pki)
+            keywords = ehlo_keywords(c)
+            assert "AUTH PLAIN LOGIN" in keywords, keywords
+            c.send(b"MAIL FROM:<a@example.org>\r\n")
+            c.expect("530 5.7.0")
+            c.send((plain_line("alice", PASSWORD) + "\r\n").encode())
+            c.expect("235 2.7.0")
+            send_message(c)
+        assert len(cap.wait_messages(1)) == 1
 
 
 def test_required(tmp):
