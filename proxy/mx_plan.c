@@ -83,6 +83,7 @@ static void	 mx_plan_use_mx(struct mx_plan *, const struct sluice_dns_answer *);
 static void	 mx_plan_feed_addr(struct mx_plan *, struct mx_work *,
 		    const struct sluice_dns_answer *);
 static int	 mx_rec_cmp(const void *, const void *);
+static int	 mx_rec_name_cmp(const void *, const void *);
 static int	 mx_null_target(const char *);
 static int	 mx_family_allowed(const struct mx_plan *, int);
 static int	 mx_addr_equal(const struct sockaddr_storage *, const struct sockaddr_storage *);
@@ -405,6 +406,14 @@ mx_rec_cmp(const void *va, const void *vb)
 	return 0;
 }
 
+static int
+mx_rec_name_cmp(const void *va, const void *vb)
+{
+	const struct mx_rec	*a = va, *b = vb;
+
+	return strcasecmp(a->name, b->name);
+}
+
 static void
 mx_plan_feed_mx(struct mx_plan *p, const struct sluice_dns_answer *a)
 {
@@ -442,8 +451,7 @@ mx_plan_use_mx(struct mx_plan *p, const struct sluice_dns_answer *a)
 		if (mx_null_target(a->records[i].text))
 			continue;
 		recs[n].name = a->records[i].text;
-		recs[n].preference = a->records[i].preference;
-		recs[n++].key = mx_plan_random(p);
+		recs[n++].preference = a->records[i].preference;
 	}
 	if (n == 0) {
 		free(recs);
@@ -451,6 +459,14 @@ mx_plan_use_mx(struct mx_plan *p, const struct sluice_dns_answer *a)
 		    "domain %s does not accept mail (null MX, RFC 7505)", p->dest.host);
 		return;
 	}
+	/*
+	 * Resolvers rotate an RRset's order (unbound's rrset-roundrobin): put
+	 * the records in name order before drawing the keys, so one seed
+	 * always gives one order.
+	 */
+	qsort(recs, n, sizeof(*recs), mx_rec_name_cmp);
+	for (i = 0; i < n; i++)
+		recs[i].key = mx_plan_random(p);
 	qsort(recs, n, sizeof(*recs), mx_rec_cmp);
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < p->nhosts; j++)

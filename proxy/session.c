@@ -168,6 +168,8 @@ session_addresses(struct session *s, int fd, const struct sockaddr *sa, socklen_
 
 	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
 	sockaddr_format(sa, s->addr, sizeof(s->addr), &s->port);
+	/* An unnamed socket (socketpair: --explain) fills no sun_path at all. */
+	memset(&local, 0, sizeof(local));
 	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
 		sockaddr_format((struct sockaddr *)&local, s->local_addr,
 		    sizeof(s->local_addr), &s->local_port);

@@ -328,6 +328,41 @@ static const struct zrec ZONE_EQUAL[] = {
 	{ NULL, 0, 0, { NULL } }
 };
 
+/* The same MX RRset as a resolver may rotate it (unbound's rrset-roundrobin). */
+static const struct zrec ZONE_EQUAL_ROTATED[] = {
+	{ "eq.example", SLUICE_DNS_MX, SLUICE_DNS_OK,
+	    { "10 c.eq.example", "50 last.eq.example", "10 a.eq.example", "5 first.eq.example",
+	    "10 b.eq.example" } },
+	{ "a.eq.example", SLUICE_DNS_A, SLUICE_DNS_OK, { "192.0.2.10" } },
+	{ "b.eq.example", SLUICE_DNS_A, SLUICE_DNS_OK, { "192.0.2.11" } },
+	{ "c.eq.example", SLUICE_DNS_A, SLUICE_DNS_OK, { "192.0.2.12" } },
+	{ "first.eq.example", SLUICE_DNS_A, SLUICE_DNS_OK, { "192.0.2.13" } },
+	{ "last.eq.example", SLUICE_DNS_A, SLUICE_DNS_OK, { "192.0.2.14" } },
+	{ NULL, 0, 0, { NULL } }
+};
+
+/* One seed, one order, whatever order the records came in. */
+static void
+test_equal_preference_rrset_order(void **state)
+{
+	struct mx_options	 o = { 0 };
+	struct mx_result	*r, *rotated;
+	size_t			 h;
+	int			 i;
+
+	(void)state;
+	o.families = MX_INET_IPV4;
+	for (i = 1; i <= 20; i++) {
+		r = run("eq.example", 0, &o, (uint64_t)i, ZONE_EQUAL, 0);
+		rotated = run("eq.example", 0, &o, (uint64_t)i, ZONE_EQUAL_ROTATED, 0);
+		assert_int_equal(r->nhosts, rotated->nhosts);
+		for (h = 0; h < r->nhosts; h++)
+			assert_string_equal(r->hosts[h].name, rotated->hosts[h].name);
+		mx_result_free(rotated);
+		mx_result_free(r);
+	}
+}
+
 /* Equal preferences: every order appears over seeds; one seed, one order. */
 static void
 test_equal_preference_shuffle(void **state)
@@ -789,6 +824,7 @@ main(void)
 		cmocka_unit_test(test_preference_order),
 		cmocka_unit_test(test_families),
 		cmocka_unit_test(test_equal_preference_shuffle),
+		cmocka_unit_test(test_equal_preference_rrset_order),
 		cmocka_unit_test(test_implicit_mx),
 		cmocka_unit_test(test_null_mx),
 		cmocka_unit_test(test_mx_lookup_failures),
