@@ -43,6 +43,7 @@
 #include "config.h"
 #include "log.h"
 #include "module.h"
+#include "mx.h"
 #include "util.h"
 
 #define CONFIG_FILE_MAX		(16 * 1024 * 1024)	/* bytes of one config file */
@@ -279,6 +280,8 @@ static void	 config_convert(struct config_loader *ld);
 static void	 config_convert_globals(struct config_loader *ld, struct config *cfg);
 static void	 config_convert_resolver(cfg_t *sec, struct config_resolver *r);
 static void	 config_convert_queue(cfg_t *sec, struct config *cfg);
+static void	 config_convert_mx(cfg_t *t, struct config_mx *mx);
+static int	 config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
@@ -321,6 +324,9 @@ static const char *const config_on_errors[] = { "tempfail", "accept", "reject", 
 static const char *const config_modes[] = { "enforce", "observe", NULL };
 static const char *const config_listener_modes[] = { "forward", "relay", NULL };
 static const char *const config_queue_syncs[] = { "fdatasync", "syncfs", NULL };
+/* Relay delivery (mx.h): in the order of enum mx_family. */
+static const char *const config_inet_protocols[] = { "all", "ipv4", "ipv6", NULL };
+static const char *const config_address_preferences[] = { "ipv6", "ipv4", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -332,6 +338,8 @@ static const struct config_enum config_enums[] = {
 	{ "on_error", config_on_errors },
 	{ "mode", config_modes },
 	{ "sync", config_queue_syncs },
+	{ "inet_protocols", config_inet_protocols },
+	{ "address_preference", config_address_preferences },
 };
 
 static const struct config_number config_numbers[] = {
@@ -364,6 +372,7 @@ static const struct config_number config_numbers[] = {
 	{ "backend", "down_time", CONFIG_DURATION, 0, HOUR_MS, 0 },
 	{ "filter", "timeout", CONFIG_DURATION, 1, HOUR_MS, 0 },
 	{ "resolver", "timeout", CONFIG_DURATION, 100, MIN_MS, 0 },
+	{ "root", "delivery_port", CONFIG_INT, 1, 65535, 1 },
 };
 
 /* The limits, by name, for inheritance. */
@@ -490,6 +499,11 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_SEC("limits", config_limits_opts, CFGF_NONE),
 	CFG_SEC("listener", config_listener_opts, CONFIG_SECTION_FLAGS),
 	CFG_SEC("backend", config_backend_opts, CONFIG_SECTION_FLAGS),
+	/* Relay delivery: MX resolution (mx.h). */
+	CFG_INT_CB("delivery_port", 0, CFGF_NONE, config_cb_number),
+	CFG_STR_CB("inet_protocols", "all", CFGF_NONE, config_cb_enum),
+	CFG_STR_CB("address_preference", "ipv6", CFGF_NONE, config_cb_enum),
+	CFG_STR_CB("smart_host", NULL, CFGF_NODEFAULT, config_cb_smart_host),
 	CFG_END()
 };
 
@@ -1919,6 +1933,7 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	config_convert_limits(cfg_getsec(t, "limits"), &cfg->limits, NULL);
 	config_convert_resolver(cfg_getsec(t, "resolver"), &cfg->resolver);
 	config_convert_queue(cfg_getsec(t, "queue"), cfg);
+	config_convert_mx(t, &cfg->mx);
 }
 
 /* The queue folders live under spool_dir unless the section says where. */
@@ -1933,6 +1948,37 @@ config_convert_queue(cfg_t *sec, struct config *cfg)
 		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
 	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
 	    cfg_getstr(sec, "sync")) == 1 ? 1 : 0;
+}
+
+/* Relay delivery's resolution options (mx.h). */
+static void
+config_convert_mx(cfg_t *t, struct config_mx *mx)
+{
+	const char	*s;
+	int		 v;
+
+	mx->delivery_port = cfg_getint(t, "delivery_port");
+	v = config_enum_index(config_inet_protocols, cfg_getstr(t, "inet_protocols"));
+	mx->inet_protocols = v != -1 ? v : 0;
+	mx->prefer_ipv4 = config_enum_index(config_address_preferences,
+	    cfg_getstr(t, "address_preference")) == 1;
+	mx->smart_host = (s = cfg_getstr(t, "smart_host")) != NULL ? xstrdup(s) : NULL;
+}
+
+/* smart_host: the destination syntax of mx_dest_parse(). */
+static int
+config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
+{
+	struct mx_dest	 d;
+	char		 why[300];
+
+	*(const char **)result = value;
+	if (mx_dest_parse(value, 1, &d, why, sizeof(why)) == -1)
+		cfg_error(cfg, "%s %s (\"[host]:port\", \"[192.0.2.1]:port\" or "
+		    "\"host:port\")", opt->name, why);
+	else
+		mx_dest_clear(&d);
+	return 0;
 }
 
 static void
@@ -2439,6 +2485,7 @@ config_free(struct config **cfgp)
 	config_free_strings(cfg->resolver.forwarders, cfg->resolver.nforwarders);
 	free(cfg->resolver.trust_anchor);
 	free(cfg->resolver.resolv_conf);
+	free(cfg->mx.smart_host);
 	free(cfg);
 }
 

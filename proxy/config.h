@@ -173,6 +173,14 @@ struct config_queue {
 	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs */
 };
 
+/* Relay delivery: how destinations resolve (mx.h; sluice.conf(5) RELAY). */
+struct config_mx {
+	long long	  delivery_port;	/* replaces port 25 (tests); 0 = 25 */
+	int		  inet_protocols;	/* enum mx_family: 0 all, 1 ipv4, 2 ipv6 */
+	int		  prefer_ipv4;		/* address_preference = ipv4 */
+	char		 *smart_host;		/* "[host]:port" / "host:port"; NULL = MX */
+};
+
 struct config {
 	char		 *path;			/* file given to config_load */
 	char		 *hostname;		/* default hostname */
@@ -193,6 +201,7 @@ struct config {
 	struct config_limits limits;		/* global defaults */
 	struct config_resolver resolver;	/* DNS for filters and relay */
 	struct config_queue queue;		/* relay queue */
+	struct config_mx  mx;			/* relay delivery: MX resolution */
 	struct module	**modules;		/* plugins from "load", references held */
 	size_t		  nmodules;		/* entries in modules */
 	struct config_listener *listeners;	/* in file order */
