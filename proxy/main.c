@@ -40,6 +40,7 @@
 #include "module.h"
 #include "pool.h"
 #include "queue_ctl.h"
+#include "deliver.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -319,7 +320,7 @@ static void
 drain_tick(evutil_socket_t fd, short events, void *arg)
 {
 	struct timeval	 tv = { 0, DRAIN_POLL_MS * 1000 };
-	long		 left = session_count();
+	long		 left = session_count() + deliver_busy();
 
 	if (left == 0) {
 		log_info("shutdown: all sessions finished");
@@ -330,6 +331,7 @@ drain_tick(evutil_socket_t fd, short events, void *arg)
 		log_info("shutdown: drain timeout, closing %ld sessions with 421", left);
 		daemon_state.killed = 1;
 		workers_post_all(session_kill_all, NULL);
+		deliver_cancel();
 		daemon_state.drain_deadline = monotonic_ms() + 5000;
 	} else if (daemon_state.killed && monotonic_ms() >= daemon_state.drain_deadline) {
 		log_warnx("shutdown: %ld sessions did not close; exiting", left);
@@ -355,6 +357,7 @@ shutdown_begin(void)
 	generation_unref(g);
 	listener_close_all();
 	workers_post_all(session_drain_all, NULL);
+	deliver_drain();
 	daemon_state.drain_timer = evtimer_new(daemon_state.base, drain_tick, NULL);
 	evtimer_add(daemon_state.drain_timer, &tv);
 }
@@ -375,6 +378,7 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 		log_info("status sessions=%ld generations_alive=%d listeners=%zu",
 		    session_count(), generation_live_count(), listener_count());
 		queue_daemon_status();
+		deliver_status();
 		break;
 	case SIGUSR2:
 		queue_daemon_flush();
@@ -436,10 +440,13 @@ run_daemon(void)
 	queue_daemon_start();
 	workers_start(n);
 	generation_set_current(g);
+	/* Relay deliveries: after recovery, with a current generation. */
+	deliver_start();
 	listener_commit(g);
 	log_info("started version=%s generation=%llu workers=%d listeners=%zu",
 	    PACKAGE_VERSION, (unsigned long long)g->number, n, listener_count());
 	event_base_dispatch(daemon_state.base);
+	deliver_stop();
 	workers_stop();
 	pool_stop();
 	queue_daemon_stop();
