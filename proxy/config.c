@@ -472,14 +472,6 @@ static cfg_opt_t config_queue_opts[] = {
 /* A route: per recipient domain, like Postfix's transport map. */
 static cfg_opt_t config_route_opts[] = {
 	CFG_STR_CB("smart_host", NULL, CFGF_NODEFAULT, config_cb_smart_host),
-	/* Relay scheduling (deliver.h). */
-	CFG_INT_CB("min_backoff", 5 * MIN_MS, CFGF_NONE, config_cb_number),
-	CFG_INT_CB("max_backoff", HOUR_MS, CFGF_NONE, config_cb_number),
-	CFG_INT_CB("max_queue_lifetime", 5 * DAY_MS, CFGF_NONE, config_cb_number),
-	CFG_INT_CB("delay_warning_time", 0, CFGF_NONE, config_cb_number),
-	CFG_INT_CB("max_deliveries", 20, CFGF_NONE, config_cb_number),
-	CFG_INT_CB("max_per_destination", 5, CFGF_NONE, config_cb_number),
-	CFG_SEC("route", config_route_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
 
@@ -527,6 +519,14 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_STR_CB("inet_protocols", "all", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("address_preference", "ipv6", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("smart_host", NULL, CFGF_NODEFAULT, config_cb_smart_host),
+	/* Relay scheduling (deliver.h). */
+	CFG_INT_CB("min_backoff", 5 * MIN_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_backoff", HOUR_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_queue_lifetime", 5 * DAY_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("delay_warning_time", 0, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_deliveries", 20, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_per_destination", 5, CFGF_NONE, config_cb_number),
+	CFG_SEC("route", config_route_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
 

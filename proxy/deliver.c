@@ -1199,8 +1199,10 @@ sched_diag_parse(const char *reply, enum dsn_action action, struct sched_diag *d
 		d->smtp = 1;
 	}
 	p = d->text;
-	if (d->smtp)
-		p += strspn(p, "0123456789 ");
+	if (d->smtp) {
+		p += strspn(p, "0123456789");
+		p += strspn(p, " ");
+	}
 	n = strcspn(p, " ");
 	if (n >= 5 && n < sizeof(d->status) && isdigit((unsigned char)p[0]) && p[1] == '.')
 		snprintf(d->status, sizeof(d->status), "%.*s", (int)n, p);
