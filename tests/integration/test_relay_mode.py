@@ -197,6 +197,37 @@ def test_mail_loop_to_ourselves_defers(tmp):
             wait_for(lambda: qfiles(s, "deferred") == [qid], timeout=scaled(10))
 
 
+def test_per_destination_cap_and_order(tmp):
+    # Each delivery takes a while; with one slot per destination they go
+    # one after the other on one reused connection, in arrival order.
+    script = {"rules": [{"phase": "data_end", "delay": 0.4,
+                         "reply": "250 2.0.0 Ok"}]}
+    with Net(tmp, hosts=("127.0.0.2",), scripts={"127.0.0.2": script}) as net, \
+            Sluice(relay_cfg(net, max_per_destination=1), tmp / "s") as s:
+        ids = [send(s.port, body=BODY + b"n=%d\r\n" % i) for i in range(4)]
+        got = net.caps["127.0.0.2"].wait_messages(4, timeout=scaled(20))
+        assert [m.data[-5:] for m in got] == [b"n=%d\r\n" % i for i in range(4)]
+        assert len(net.caps["127.0.0.2"].connections()) == 1
+        for q in ids:
+            s.wait_log(r"%s removed delivered=1" % q)
+
+
+def test_reload_changes_routes_for_later_deliveries(tmp):
+    with Net(tmp) as net:
+        cfg = relay_cfg(net, route=Titled({
+            "mx.example": {"smart_host": "[127.0.0.6]:%d" % net.port}}))
+        with Sluice(cfg, tmp / "s") as s:
+            send(s.port)
+            net.caps["127.0.0.6"].wait_messages(1)
+            mark = s.log_mark()
+            s.reload(relay_cfg(net, port=s.port))
+            s.wait_log(r"reload done generation=2", since=mark)
+            qid = send(s.port)
+            got, = net.caps["127.0.0.2"].wait_messages(1)
+            s.wait_log(r"%s removed delivered=1" % qid)
+            assert len(net.caps["127.0.0.6"].messages()) == 1
+
+
 # ---------------------------------------------------------------- bounces
 
 def test_nxdomain_and_null_mx_bounce_with_dsn(tmp):
