@@ -526,6 +526,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_INT_CB("delay_warning_time", 0, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("max_deliveries", 20, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("max_per_destination", 5, CFGF_NONE, config_cb_number),
+	CFG_BOOL("defer_deliveries", cfg_false, CFGF_NONE),
 	CFG_SEC("route", config_route_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
@@ -2272,6 +2273,7 @@ config_convert_relay(struct config_loader *ld, struct config_relay *r)
 	r->delay_warning_ms = cfg_getint(t, "delay_warning_time");
 	r->max_deliveries = cfg_getint(t, "max_deliveries");
 	r->max_per_destination = cfg_getint(t, "max_per_destination");
+	r->defer_deliveries = cfg_getbool(t, "defer_deliveries") == cfg_true;
 	if (r->min_backoff_ms > r->max_backoff_ms)
 		config_error_at(ld, ld->cfg->path, 0, "min_backoff is longer than max_backoff");
 	r->nroutes = cfg_size(t, "route");

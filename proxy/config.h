@@ -195,6 +195,7 @@ struct config_relay {
 	long long	  delay_warning_ms;	/* 0 = no delay DSN */
 	long long	  max_deliveries;	/* destination batches in flight */
 	long long	  max_per_destination;	/* of them to one destination */
+	int		  defer_deliveries;	/* queue only, deliver nothing */
 	struct config_route *routes;		/* in file order */
 	size_t		  nroutes;
 };

@@ -498,6 +498,11 @@ sched_dispatch(void)
 
 	if (sched.draining || (g = generation_acquire()) == NULL)
 		return;
+	/* Maintenance: keep accepting and queueing, touch nothing queued. */
+	if (g->cfg->relay.defer_deliveries) {
+		generation_unref(g);
+		return;
+	}
 	open_max = (size_t)g->cfg->relay.max_deliveries * 2;
 	if (open_max < SCHED_OPEN_MIN)
 		open_max = SCHED_OPEN_MIN;
