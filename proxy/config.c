@@ -465,7 +465,7 @@ static cfg_opt_t config_listener_opts[] = {
 /* The relay queue; the scheduler's options join these. */
 static cfg_opt_t config_queue_opts[] = {
 	CFG_STR_CB("directory", NULL, CFGF_NODEFAULT, config_cb_string),
-	CFG_STR_CB("sync", "fdatasync", CFGF_NONE, config_cb_enum),
+	CFG_STR_CB("sync", "syncfs", CFGF_NONE, config_cb_enum),
 	CFG_END()
 };
 
@@ -1971,7 +1971,7 @@ config_convert_queue(cfg_t *sec, struct config *cfg)
 	else
 		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
 	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
-	    cfg_getstr(sec, "sync")) == 1 ? 1 : 0;
+	    cfg_getstr(sec, "sync")) == 0 ? 0 : 1;
 }
 
 /* Relay delivery's resolution options (mx.h). */

@@ -170,7 +170,7 @@ struct config_resolver {
 /* The queue section: the relay queue (relay-mode listeners). */
 struct config_queue {
 	char		 *directory;		/* the queue folders' parent */
-	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs */
+	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs (default) */
 };
 
 /* Relay delivery: how destinations resolve (mx.h; sluice.conf(5) RELAY). */

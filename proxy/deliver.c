@@ -319,6 +319,7 @@ sched_start_cb(void *arg)
 	evtimer_add(sched.rescan, &tv);
 	atomic_store(&sched_worker, sched.w);
 	queue_flush_hook = deliver_flush;
+	queue_committed_hook = deliver_notify;
 	sched_scan(0);
 	log_info("relay scheduler started worker=0 ready=%zu deferred=%zu", sched.nready,
 	    sched.nheap);
@@ -363,6 +364,9 @@ sched_scan(int flush)
 	char	(*ids)[QUEUE_ID_LEN + 1];
 	size_t	 n, i;
 
+	/* No relay-mode listener (yet): no queue. */
+	if (queue_dir() == NULL)
+		return;
 	if (queue_list(QUEUE_ACTIVE, &ids, &n) == 0) {
 		for (i = 0; i < n; i++)
 			sched_ready_add(ids[i], QUEUE_ACTIVE, 1);
@@ -1163,6 +1167,7 @@ sched_stop_cb(void *arg)
 	struct sched_stop_wait	*sw = arg;
 
 	queue_flush_hook = NULL;
+	queue_committed_hook = NULL;
 	sched_cancel_cb(NULL);
 	deliver_smtp_cache_free(&sched.cache);
 	event_free(sched.kick);
@@ -1297,7 +1302,7 @@ sched_dsn_inject(struct sched_msg *sm, const struct dsn_message *dm, enum dsn_ac
 	else {
 		log_info("%s dsn queued dsn_id=%s action=%s to=<%s> rcpts=%zu", sm->id, e.id,
 		    action == DSN_ACTION_FAILED ? "failed" : "delayed", sm->m->env.sender, n);
-		sched_ready_add(e.id, QUEUE_ACTIVE, 1);
+		/* queue_committed_hook hands it to us like any new message. */
 	}
 	queue_envelope_clear(&e);
 }

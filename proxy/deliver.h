@@ -23,8 +23,9 @@
 void	 deliver_start(void);
 
 /*
- * A message just committed to active/ (id copied).  Any thread; dropped
- * before deliver_start (its start-up scan finds the file).
+ * A message just committed to active/ (id copied): queue_committed_hook.
+ * Any thread; dropped before deliver_start (its start-up scan finds the
+ * file).
  */
 void	 deliver_notify(const char *id);
 

@@ -299,6 +299,7 @@ reload(void)
 
 	log_info("reload requested config=%s", daemon_state.config_path);
 	if ((g = generation_build(daemon_state.config_path, err, CONFIG_ERR_MAX)) == NULL ||
+	    queue_daemon_reload(g->cfg, err, CONFIG_ERR_MAX) == -1 ||
 	    listener_prepare(g, err, CONFIG_ERR_MAX) == -1) {
 		for (line = strtok_r(err, "\n", &save); line != NULL;
 		    line = strtok_r(NULL, "\n", &save))

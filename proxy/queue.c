@@ -2,7 +2,10 @@
  * queue.c - the queue directory: its folders, start-up recovery, listing,
  * and the durable operations on one message (open and lock, record a
  * result, move, remove).  Writing new messages and the group commit are
- * in queue_commit.c; the file format in queue_file.c.
+ * in queue_commit.c; the file format in queue_file.c (its top comment
+ * and sluice(8), RELAY QUEUE, describe it: a text envelope, the body in
+ * wire form, an "end" line, then append-only "result", "attempt" and
+ * "schedule" records; the last record of a kind wins).
  *
  * Durability: a result or attempt record is one write(2) with O_APPEND
  * followed by fdatasync; a short write is cut back with ftruncate so the
@@ -45,6 +48,7 @@ static enum queue_sync	 queue_sync;
 static atomic_uint_fast64_t queue_nmessages, queue_ngroups, queue_nsyncs;
 
 void			(*queue_flush_hook)(void);
+void			(*queue_committed_hook)(const char *);
 
 static int	 queue_read_envelope(int, struct queue_envelope *, char *, size_t);
 static int	 queue_append(struct queue_msg *, char *, size_t);
@@ -67,6 +71,22 @@ queue_init(const char *dir, enum queue_sync sync, uid_t uid, gid_t gid)
 		if (uid != (uid_t)-1 && chown(path, uid, gid) == -1)
 			return -1;
 	}
+	return 0;
+}
+
+int
+queue_use(const char *dir)
+{
+	char		 path[PATH_MAX];
+	struct stat	 st;
+	int		 i;
+
+	free(queue_root);
+	queue_root = xstrdup(dir);
+	for (i = 0; i < QUEUE_NSTATES; i++)
+		if (queue_path(path, sizeof(path), (enum queue_state)i, NULL) == -1 ||
+		    stat(path, &st) == -1)
+			return -1;
 	return 0;
 }
 
@@ -454,6 +474,31 @@ queue_list(enum queue_state state, char (**ids)[QUEUE_ID_LEN + 1], size_t *n)
 	closedir(d);
 	if (*n > 0)
 		qsort(*ids, *n, sizeof(**ids), queue_id_compare);
+	return 0;
+}
+
+int
+queue_list_due(int64_t now, char (**ids)[QUEUE_ID_LEN + 1], size_t *n)
+{
+	struct queue_envelope	 env;
+	char			 path[PATH_MAX], why[200];
+	size_t			 i, kept = 0;
+	int			 fd;
+
+	if (queue_list(QUEUE_DEFERRED, ids, n) == -1)
+		return -1;
+	for (i = 0; i < *n; i++) {
+		memset(&env, 0, sizeof(env));
+		if (queue_path(path, sizeof(path), QUEUE_DEFERRED, (*ids)[i]) == -1 ||
+		    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		if (queue_read_envelope(fd, &env, why, sizeof(why)) == 0 &&
+		    env.next_attempt <= now)
+			memmove((*ids)[kept++], (*ids)[i], QUEUE_ID_LEN + 1);
+		queue_envelope_clear(&env);
+		close(fd);
+	}
+	*n = kept;
 	return 0;
 }
 

@@ -30,7 +30,7 @@ enum queue_state {
 
 enum queue_sync {
 	QUEUE_SYNC_FDATASYNC = 0,	/* fdatasync each file of a group, fsync the folder */
-	QUEUE_SYNC_SYNCFS		/* one syncfs(2) per group, fsync the folder */
+	QUEUE_SYNC_SYNCFS		/* one syncfs(2) per group, fsync the folder (default) */
 };
 
 struct queue_counts {
@@ -52,6 +52,12 @@ struct queue_stats {
  * errno.
  */
 int	 queue_init(const char *dir, enum queue_sync sync, uid_t uid, gid_t gid);
+/*
+ * Use the existing queue at dir (copied) without creating anything, for
+ * `sluice queue`: folders made by root would lock the daemon out.  0, or
+ * -1 with errno (ENOENT when a folder is missing).
+ */
+int	 queue_use(const char *dir);
 const char *queue_dir(void);
 const char *queue_state_name(enum queue_state state);
 /* -1 when name is no state. */
@@ -70,6 +76,14 @@ int	 queue_recover(struct queue_counts *counts);
 void	 queue_count(struct queue_counts *counts);
 /* Ids in a state, sorted (= by arrival).  *ids is caller-freed (one block). */
 int	 queue_list(enum queue_state state, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
+
+/*
+ * Ids in deferred/ whose next attempt is at or before now, sorted, read
+ * without locking (a message being changed meanwhile is still listed or
+ * skipped; the scheduler opens each with queue_msg_open to own it).
+ * Files that do not parse are skipped here (recovery moves them).
+ */
+int	 queue_list_due(int64_t now, char (**ids)[QUEUE_ID_LEN + 1], size_t *n);
 
 /* --- Writing a new message --------------------------------------------------- */
 
@@ -156,5 +170,12 @@ enum queue_sync queue_sync_mode(void);
  * main thread.  NULL = nothing schedules yet (the flush is only logged).
  */
 extern void (*queue_flush_hook)(void);
+/*
+ * The scheduler's hook for new mail: called with the id of each message
+ * that reached active/, on the committer thread (or the caller's, for
+ * queue_commit_now and queue_inject), after its done.  It must only hand
+ * the id on (worker_post).  NULL = nobody listens yet.
+ */
+extern void (*queue_committed_hook)(const char *id);
 
 #endif /* SLUICE_QUEUE_H */

@@ -24,7 +24,6 @@
 #include "pool.h"
 #include "queue.h"
 #include "queue_accept.h"
-#include "deliver.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"
@@ -85,9 +84,6 @@ queue_accept_committed(void *arg, int err)
 	struct queue_accept_job	*j = arg;
 
 	j->err = err;
-	/* The relay scheduler learns of the message as soon as it is durable. */
-	if (err == 0)
-		deliver_notify(j->env.id);
 	worker_post(j->worker, queue_accept_done, j);
 }
 

@@ -224,9 +224,12 @@ queue_commit_group(struct queue_writer *group)
 			log_warn("%s queue commit failed", w->id);
 		} else
 			n++;
+		if (w->done != NULL)
+			w->done(w->arg, w->err);
+		if (w->err == 0 && queue_committed_hook != NULL)
+			queue_committed_hook(w->id);
 		if (w->done == NULL)
 			continue;	/* synchronous: the caller frees */
-		w->done(w->arg, w->err);
 		if (w->err != 0)
 			queue_writer_abort(w);
 		else

@@ -45,11 +45,27 @@ static int	 queue_ctl_flush(const struct config *);
 
 /* --- The daemon's side --------------------------------------------------------- */
 
+static int	 queue_daemon_ready;	/* folders made, recovered, committer running */
+static int	 queue_daemon_wanted;	/* the start-up config has a relay listener */
+
+static int
+queue_config_relays(const struct config *cfg)
+{
+	size_t	 i;
+
+	for (i = 0; i < cfg->nlisteners; i++)
+		if (cfg->listeners[i].mode == CONFIG_MODE_RELAY)
+			return 1;
+	return 0;
+}
+
 void
 queue_daemon_prepare(const struct config *cfg)
 {
 	struct passwd	*pw = NULL;
 
+	if (!(queue_daemon_wanted = queue_config_relays(cfg)))
+		return;
 	if (geteuid() == 0 && cfg->user != NULL)
 		pw = getpwnam(cfg->user);
 	if (queue_init(cfg->queue.directory, cfg->queue.sync == 1 ? QUEUE_SYNC_SYNCFS :
@@ -58,18 +74,48 @@ queue_daemon_prepare(const struct config *cfg)
 		fatal("queue directory %s", cfg->queue.directory);
 }
 
-void
-queue_daemon_start(void)
+/* Recovery and the committer; -1 with errno when recovery cannot read. */
+static int
+queue_daemon_open(void)
 {
 	struct queue_counts	 c;
 
 	if (queue_recover(&c) == -1)
-		fatal("queue recovery in %s", queue_dir());
+		return -1;
 	log_info("queue ready dir=%s active=%zu deferred=%zu hold=%zu corrupt=%zu "
 	    "removed_uncommitted=%zu requeued=%zu moved_corrupt=%zu", queue_dir(),
 	    c.n[QUEUE_ACTIVE], c.n[QUEUE_DEFERRED], c.n[QUEUE_HOLD], c.n[QUEUE_CORRUPT],
 	    c.removed, c.requeued, c.corrupt);
 	queue_committer_start();
+	queue_daemon_ready = 1;
+	return 0;
+}
+
+void
+queue_daemon_start(void)
+{
+	if (queue_daemon_wanted && queue_daemon_open() == -1)
+		fatal("queue recovery in %s", queue_dir());
+}
+
+int
+queue_daemon_reload(const struct config *cfg, char *err, size_t errlen)
+{
+	if (queue_daemon_ready) {
+		if (strcmp(cfg->queue.directory, queue_dir()) != 0)
+			log_warnx("reload: queue directory %s takes effect at the next start; "
+			    "still using %s", cfg->queue.directory, queue_dir());
+		return 0;
+	}
+	if (!queue_config_relays(cfg))
+		return 0;
+	if (queue_init(cfg->queue.directory, cfg->queue.sync == 1 ? QUEUE_SYNC_SYNCFS :
+	    QUEUE_SYNC_FDATASYNC, (uid_t)-1, (gid_t)-1) == -1 || queue_daemon_open() == -1) {
+		snprintf(err, errlen, "queue directory %s: %s", cfg->queue.directory,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 void
@@ -84,6 +130,8 @@ queue_daemon_status(void)
 	struct queue_counts	 c;
 	struct queue_stats	 st;
 
+	if (!queue_daemon_ready)
+		return;
 	queue_count(&c);
 	queue_stats_get(&st);
 	log_info("queue status incoming=%zu active=%zu deferred=%zu hold=%zu corrupt=%zu "
@@ -98,6 +146,10 @@ queue_daemon_flush(void)
 {
 	struct queue_counts	 c;
 
+	if (!queue_daemon_ready) {
+		log_info("queue flush requested: no relay-mode listener, no queue");
+		return;
+	}
 	queue_count(&c);
 	log_info("queue flush requested deferred=%zu scheduler=%s", c.n[QUEUE_DEFERRED],
 	    queue_flush_hook != NULL ? "yes" : "none");
@@ -173,7 +225,12 @@ queue_ctl_main(const char *config_path, int argc, char **argv)
 		return 1;
 	}
 	free(err);
-	queue_init(cfg->queue.directory, QUEUE_SYNC_FDATASYNC, (uid_t)-1, (gid_t)-1);
+	if (queue_use(cfg->queue.directory) == -1) {
+		fprintf(stderr, "sluice: no queue at %s (%s); the daemon creates it at "
+		    "start\n", cfg->queue.directory, strerror(errno));
+		config_free(&cfg);
+		return 1;
+	}
 	if (strcmp(argv[0], "list") == 0)
 		rc = queue_ctl_list(argc, argv);
 	else if (strcmp(argv[0], "show") == 0)

@@ -10,10 +10,19 @@
 
 struct config;
 
-/* Before privileges are dropped: create the folders, owned by cfg->user. */
+/*
+ * The queue exists only for configurations with a relay-mode listener.
+ * Before privileges are dropped: create the folders, owned by cfg->user.
+ */
 void	 queue_daemon_prepare(const struct config *cfg);
 /* After: recover what a previous run left, start the committer. */
 void	 queue_daemon_start(void);
+/*
+ * SIGHUP, before the new generation takes over: a first relay-mode
+ * listener gets the queue ready (as the user we run as).  0, or -1 with
+ * a sentence in err (the reload then fails).
+ */
+int	 queue_daemon_reload(const struct config *cfg, char *err, size_t errlen);
 /* After the pool stopped: finish the last group. */
 void	 queue_daemon_stop(void);
 /* SIGUSR1: one log line with the counts per state and commit figures. */

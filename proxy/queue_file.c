@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "log.h"
 #include "queue_file.h"
 #include "util.h"
 
@@ -113,26 +114,27 @@ queue_rcpt_state_name(enum queue_rcpt_state state)
 char *
 queue_file_format_head(const struct queue_envelope *env, size_t *len)
 {
-	char	*out, *rcpts = xstrdup(""), *tmp;
+	char	*out = NULL;
+	FILE	*fp;
 	size_t	 i;
 
-	for (i = 0; i < env->nrcpts; i++) {
-		xasprintf(&tmp, "%srcpt %s\nrcpt-params %s\n", rcpts, env->rcpts[i].mailbox,
-		    env->rcpts[i].params != NULL ? env->rcpts[i].params : "");
-		free(rcpts);
-		rcpts = tmp;
-	}
-	xasprintf(&out, "sluice-queue %d\nid %s\narrival %" PRId64 "\nsender %s\n"
+	/* One pass, linear in the recipients (there may be thousands). */
+	if ((fp = open_memstream(&out, len)) == NULL)
+		fatal("open_memstream");
+	fprintf(fp, "sluice-queue %d\nid %s\narrival %" PRId64 "\nsender %s\n"
 	    "mail-params %s\nclient-addr %s\nclient-name %s\nclient-helo %s\n"
-	    "received-by %s\n%sbody %0*lld\n", QUEUE_FILE_VERSION, env->id, env->arrival,
-	    env->sender, env->mail_params != NULL ? env->mail_params : "",
+	    "received-by %s\n", QUEUE_FILE_VERSION, env->id, env->arrival, env->sender,
+	    env->mail_params != NULL ? env->mail_params : "",
 	    env->client_addr != NULL ? env->client_addr : "",
 	    env->client_name != NULL ? env->client_name : "",
 	    env->client_helo != NULL ? env->client_helo : "",
-	    env->received_by != NULL ? env->received_by : "", rcpts,
-	    QUEUE_FILE_LENGTH_WIDTH, (long long)env->body_length);
-	free(rcpts);
-	*len = strlen(out);
+	    env->received_by != NULL ? env->received_by : "");
+	for (i = 0; i < env->nrcpts; i++)
+		fprintf(fp, "rcpt %s\nrcpt-params %s\n", env->rcpts[i].mailbox,
+		    env->rcpts[i].params != NULL ? env->rcpts[i].params : "");
+	fprintf(fp, "body %0*lld\n", QUEUE_FILE_LENGTH_WIDTH, (long long)env->body_length);
+	if (ferror(fp) || fclose(fp) != 0)
+		fatal("open_memstream");
 	return out;
 }
 

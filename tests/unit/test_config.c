@@ -574,14 +574,14 @@ test_relay_mode(void **state)
 	assert_int_equal(cfg->listeners[1].mode, CONFIG_MODE_FORWARD);
 	assert_non_null(cfg->listeners[1].backend_ref);
 	assert_string_equal(cfg->queue.directory, "/srv/spool/queue");
-	assert_int_equal(cfg->queue.sync, 0);
+	assert_int_equal(cfg->queue.sync, 1);
 	config_free(&cfg);
 	write_file("relay2.conf",
 	    "listener \"r\" { listen = { \"127.0.0.1:2525\" } mode = \"relay\" }\n"
-	    "queue { directory = \"/q\" sync = \"syncfs\" }\n");
+	    "queue { directory = \"/q\" sync = \"fdatasync\" }\n");
 	cfg = load_ok("relay2.conf");
 	assert_string_equal(cfg->queue.directory, "/q");
-	assert_int_equal(cfg->queue.sync, 1);
+	assert_int_equal(cfg->queue.sync, 0);
 	config_free(&cfg);
 }
 

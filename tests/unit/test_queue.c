@@ -314,6 +314,14 @@ test_records(void **state)
 	free(buf);
 }
 
+static char	 hook_id[QUEUE_ID_LEN + 1];
+
+static void
+record_committed(const char *id)
+{
+	memcpy(hook_id, id, sizeof(hook_id));
+}
+
 /* Write, commit, open, record, move, remove, through the folders. */
 static void
 test_write_commit_open(void **state)
@@ -332,7 +340,10 @@ test_write_commit_open(void **state)
 	assert_int_equal(queue_writer_write(w, BODY, 10), 0);
 	assert_int_equal(queue_writer_write(w, BODY + 10, strlen(BODY) - 10), 0);
 	assert_int_equal(queue_writer_finish(w), 0);
+	queue_committed_hook = record_committed;
 	assert_int_equal(queue_commit_now(w), 0);
+	queue_committed_hook = NULL;
+	assert_string_equal(hook_id, id);
 	assert_int_equal(count_dir("incoming"), 0);
 	assert_int_equal(count_dir("active"), 1);
 	assert_int_equal(queue_msg_open(QUEUE_ACTIVE, id, 0, &m, why, sizeof(why)), 0);
@@ -355,6 +366,18 @@ test_write_commit_open(void **state)
 	assert_int_equal(m->env.rcpts[0].state, QUEUE_RCPT_PENDING);
 	assert_int_equal(m->env.attempts, 1);
 	assert_int_equal(m->env.next_attempt, 1764399999);
+	{
+		char	(*due)[QUEUE_ID_LEN + 1];
+		size_t	 ndue;
+
+		assert_int_equal(queue_list_due(1764399998, &due, &ndue), 0);
+		assert_int_equal(ndue, 0);
+		free(due);
+		assert_int_equal(queue_list_due(1764399999, &due, &ndue), 0);
+		assert_int_equal(ndue, 1);
+		assert_string_equal(due[0], id);
+		free(due);
+	}
 	assert_int_equal(queue_msg_remove(&m), 0);
 	assert_null(m);
 	assert_int_equal(count_dir("deferred"), 0);
