@@ -53,6 +53,10 @@ static void	 dsn_compose_rcpt(struct dsn_buf *, const struct dsn_report *,
 static size_t	 dsn_copy_original(struct dsn_buf *, const char *, size_t, int, int *);
 static int	 dsn_contains(const struct dsn_buf *, const char *);
 static uint64_t	 dsn_random(uint64_t *);
+static void	 dsn_compose_header(struct dsn_buf *, const struct dsn_report *, const char *, int,
+		    int, uint64_t *);
+static struct dsn_rcpt *dsn_select(const struct dsn_report *, struct dsn_report *);
+static void	 dsn_choose_boundary(char *, size_t, const struct dsn_buf *, size_t, uint64_t *);
 
 static void
 dsn_buf_add(struct dsn_buf *b, const void *data, size_t len)
@@ -446,6 +450,9 @@ dsn_copy_original(struct dsn_buf *b, const char *orig, size_t len, int headers_o
 					*eightbit = 1;
 			}
 			if (i == 0) {
+				/* A lone "." cannot be in wire form; never pass one on. */
+				if (n == 1 && line[1] == '.')
+					dsn_buf_add(b, ".", 1);
 				dsn_buf_add(b, line + 1, piece);
 			} else {
 				line[0] = headers_only ? ' ' : '.';
@@ -479,72 +486,126 @@ dsn_random(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+/* The top-level header section, up to the blank line. */
+static void
+dsn_compose_header(struct dsn_buf *msg, const struct dsn_report *r, const char *boundary,
+    int failed, int eightbit, uint64_t *rng)
+{
+	char	 date[64], host[256], to[DSN_FIELD_MAX], val[DSN_FIELD_MAX + 64];
+	time_t	 now = r->now ? r->now : time(NULL);
+
+	dsn_clean(r->reporting_mta, 0, host, sizeof(host));
+	dsn_clean(r->sender, r->smtputf8, to, sizeof(to));
+	dsn_date(now, date, sizeof(date));
+	dsn_field(msg, "Date", date);
+	snprintf(val, sizeof(val), "\"Mail Delivery System\" <MAILER-DAEMON@%s>", host);
+	dsn_field(msg, "From", val);
+	snprintf(val, sizeof(val), "<%s>", to);
+	dsn_field(msg, "To", val);
+	dsn_field(msg, "Subject", failed ? "Undelivered Mail Returned to Sender" :
+	    "Delayed Mail (still being retried)");
+	snprintf(val, sizeof(val), "<%016llx.%llx@%s>", (unsigned long long)dsn_random(rng),
+	    (unsigned long long)now, host);
+	dsn_field(msg, "Message-ID", val);
+	dsn_field(msg, "Auto-Submitted", "auto-replied");
+	dsn_field(msg, "MIME-Version", "1.0");
+	snprintf(val, sizeof(val), "multipart/report; report-type=delivery-status; "
+	    "boundary=\"%s\"", boundary);
+	dsn_field(msg, "Content-Type", val);
+	if (eightbit)
+		dsn_field(msg, "Content-Transfer-Encoding", "8bit");
+	dsn_buf_add(msg, "\r\n", 2);
+}
+
+/*
+ * A boundary found in none of the parts.  100 draws of 64 random bits
+ * cannot all collide with content in practice; the last one is used.
+ */
+static void
+dsn_choose_boundary(char *boundary, size_t size, const struct dsn_buf *parts, size_t nparts,
+    uint64_t *rng)
+{
+	size_t	 i, p;
+
+	for (i = 0; i < 100; i++) {
+		snprintf(boundary, size, "=_sluice_%016llx_%llu",
+		    (unsigned long long)dsn_random(rng), (unsigned long long)i);
+		for (p = 0; p < nparts && !dsn_contains(&parts[p], boundary); p++)
+			;
+		if (p == nparts)
+			return;
+	}
+}
+
+/*
+ * The recipients NOTIFY wants reported, in *w (a copy of r pointing at
+ * them); NULL when there are none or the sender is null.  Caller frees.
+ */
+static struct dsn_rcpt *
+dsn_select(const struct dsn_report *r, struct dsn_report *w)
+{
+	struct dsn_rcpt	*sel;
+	size_t		 i, n = 0;
+
+	if (r->nrcpts == 0 || !dsn_wanted(r->sender, 0, DSN_ACTION_FAILED))
+		return NULL;
+	sel = xcalloc(r->nrcpts, sizeof(*sel));
+	for (i = 0; i < r->nrcpts; i++)
+		if (dsn_wanted(r->sender, r->rcpts[i].notify, r->rcpts[i].action))
+			sel[n++] = r->rcpts[i];
+	if (n == 0) {
+		free(sel);
+		return NULL;
+	}
+	*w = *r;
+	w->rcpts = sel;
+	w->nrcpts = n;
+	return sel;
+}
+
 int
 dsn_compose(const struct dsn_report *r, const char *orig, size_t orig_len,
     struct dsn_message *out)
 {
-	struct dsn_buf	 text = { 0 }, status = { 0 }, copy = { 0 }, msg = { 0 };
-	char		 boundary[80], date[64], host[256], to[DSN_FIELD_MAX], val[DSN_FIELD_MAX + 64];
+	struct dsn_buf	 part[3] = { { 0 }, { 0 }, { 0 } }, msg = { 0 };
+	struct dsn_report wanted;
+	struct dsn_rcpt	*sel;
+	char		 boundary[80];
 	size_t		 i, limit = r->full_limit ? r->full_limit : DSN_FULL_LIMIT_DEFAULT;
 	uint64_t	 rng = r->seed ? r->seed : random_u64();
 	int		 failed = 0, utf8 = 0, eightbit = 0;
 	int		 full = r->ret_full && orig_len <= limit;
 
 	memset(out, 0, sizeof(*out));
-	if (r->nrcpts == 0 || !dsn_wanted(r->sender, 0, DSN_ACTION_FAILED))
+	if ((sel = dsn_select(r, &wanted)) == NULL)
 		return -1;
+	r = &wanted;
 	for (i = 0; i < r->nrcpts; i++)
 		failed |= r->rcpts[i].action == DSN_ACTION_FAILED;
-	dsn_compose_text(&text, r, failed);
-	dsn_compose_status(&status, r, &utf8);
-	dsn_copy_original(&copy, orig ? orig : "", orig ? orig_len : 0, !full, &eightbit);
-	for (i = 0; i < 100; i++) {
-		snprintf(boundary, sizeof(boundary), "=_sluice_%016llx_%llu",
-		    (unsigned long long)dsn_random(&rng), (unsigned long long)i);
-		if (!dsn_contains(&text, boundary) && !dsn_contains(&status, boundary) &&
-		    !dsn_contains(&copy, boundary))
-			break;
-	}
-	utf8 |= r->smtputf8 && (dsn_has_8bit(r->sender) || dsn_has_8bit(text.p));
+	dsn_compose_text(&part[0], r, failed);
+	dsn_compose_status(&part[1], r, &utf8);
+	dsn_copy_original(&part[2], orig ? orig : "", orig ? orig_len : 0, !full, &eightbit);
+	dsn_choose_boundary(boundary, sizeof(boundary), part, 3, &rng);
+	utf8 |= r->smtputf8 && (dsn_has_8bit(r->sender) || dsn_has_8bit(part[0].p));
 	eightbit |= utf8;
-	dsn_clean(r->reporting_mta, 0, host, sizeof(host));
-	dsn_clean(r->sender, r->smtputf8, to, sizeof(to));
-	dsn_date(r->now ? r->now : time(NULL), date, sizeof(date));
-	dsn_field(&msg, "Date", date);
-	snprintf(val, sizeof(val), "\"Mail Delivery System\" <MAILER-DAEMON@%s>", host);
-	dsn_field(&msg, "From", val);
-	snprintf(val, sizeof(val), "<%s>", to);
-	dsn_field(&msg, "To", val);
-	dsn_field(&msg, "Subject", failed ? "Undelivered Mail Returned to Sender" :
-	    "Delayed Mail (still being retried)");
-	snprintf(val, sizeof(val), "<%016llx.%llx@%s>", (unsigned long long)dsn_random(&rng),
-	    (unsigned long long)(r->now ? r->now : time(NULL)), host);
-	dsn_field(&msg, "Message-ID", val);
-	dsn_field(&msg, "Auto-Submitted", "auto-replied");
-	dsn_field(&msg, "MIME-Version", "1.0");
-	snprintf(val, sizeof(val), "multipart/report; report-type=delivery-status; "
-	    "boundary=\"%s\"", boundary);
-	dsn_field(&msg, "Content-Type", val);
-	if (eightbit)
-		dsn_field(&msg, "Content-Transfer-Encoding", "8bit");
-	dsn_buf_printf(&msg, "\r\nThis is a MIME-encapsulated message.\r\n\r\n--%s\r\n",
-	    boundary);
-	dsn_buf_printf(&msg, "Content-Description: Notification\r\n"
-	    "Content-Type: text/plain; charset=%s\r\n\r\n", utf8 ? "utf-8" : "us-ascii");
-	dsn_buf_add(&msg, text.p, text.len);
+	dsn_compose_header(&msg, r, boundary, failed, eightbit, &rng);
+	dsn_buf_printf(&msg, "This is a MIME-encapsulated message.\r\n\r\n--%s\r\n"
+	    "Content-Description: Notification\r\n"
+	    "Content-Type: text/plain; charset=%s\r\n\r\n", boundary, utf8 ? "utf-8" : "us-ascii");
+	dsn_buf_add(&msg, part[0].p, part[0].len);
 	dsn_buf_printf(&msg, "\r\n--%s\r\nContent-Description: Delivery report\r\n"
 	    "Content-Type: message/%sdelivery-status\r\n\r\n", boundary, utf8 ? "global-" : "");
-	dsn_buf_add(&msg, status.p, status.len);
+	dsn_buf_add(&msg, part[1].p, part[1].len);
 	dsn_buf_printf(&msg, "\r\n--%s\r\nContent-Description: %s\r\nContent-Type: %s\r\n%s\r\n",
 	    boundary, full ? "Undelivered Message" : "Undelivered Message Headers",
 	    full ? "message/rfc822" : "text/rfc822-headers",
 	    eightbit ? "Content-Transfer-Encoding: 8bit\r\n" : "");
-	if (copy.len > 0)
-		dsn_buf_add(&msg, copy.p, copy.len);
+	if (part[2].len > 0)
+		dsn_buf_add(&msg, part[2].p, part[2].len);
 	dsn_buf_printf(&msg, "\r\n--%s--\r\n", boundary);
-	free(text.p);
-	free(status.p);
-	free(copy.p);
+	for (i = 0; i < nitems(part); i++)
+		free(part[i].p);
+	free(sel);
 	out->data = msg.p;
 	out->len = msg.len;
 	out->eightbit = eightbit;

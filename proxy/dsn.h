@@ -15,7 +15,8 @@
  *     without DELAY: no delay warning; NOTIFY not given: both (the
  *     scheduler still decides whether delay warnings are on at all);
  *   - a partial failure is one DSN naming only the recipients passed in,
- *     so the scheduler passes the failed ones it wants reported.
+ *     so the scheduler passes the failed (or delayed) ones; dsn_compose()
+ *     itself leaves out those whose NOTIFY does not want this report.
  *
  * The message: From "Mail Delivery System" <MAILER-DAEMON@host>, To the
  * sender, Auto-Submitted: auto-replied (RFC 3834), multipart/report;
@@ -54,6 +55,7 @@ struct dsn_rcpt {
 	const char	*addr;		/* final recipient mailbox, without <> */
 	const char	*orcpt;		/* ORCPT decoded ("rfc822;a@b"), NULL = none */
 	enum dsn_action	 action;
+	unsigned int	 notify;	/* its NOTIFY= flags, 0 = not given */
 	const char	*status;	/* enhanced status "5.1.1"; NULL/bad = 5.0.0 or 4.0.0 */
 	const char	*remote_mta;	/* host that answered, NULL = none (DNS, expiry) */
 	const char	*diagnostic;	/* its reply, lines joined by CRLF, or our reason */
@@ -97,9 +99,10 @@ int		 dsn_wanted(const char *sender, unsigned int notify, enum dsn_action action
 
 /*
  * Compose the report about the message orig (wire form, as queued: the
- * header section is read from it, and all of it for RET=FULL).  Returns
- * 0 and fills out, or -1 (nothing to report: no recipient, or the
- * sender is null) leaving out empty.
+ * header section is read from it, and all of it for RET=FULL), naming
+ * the recipients of r for which dsn_wanted() holds.  Returns 0 and fills
+ * out, or -1 (nothing to report: no such recipient, or the sender is
+ * null) leaving out empty.
  */
 int		 dsn_compose(const struct dsn_report *r, const char *orig, size_t orig_len,
 		    struct dsn_message *out);

@@ -125,8 +125,7 @@ mx_lookup_finish(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (l->cancelled)
-		return;		/* cancel freed nothing while this was pending */
+	/* A cancel before this ran freed l and this event with it. */
 	l->cb(l->arg, mx_plan_result(l->plan));
 	mx_lookup_end(l);
 }

@@ -164,8 +164,10 @@ typedef void (*mx_cb)(void *arg, struct mx_result *r);
 
 /*
  * Resolve d on w's loop (the calling thread must be w's) through dns_query.
- * cb runs exactly once unless mx_lookup_cancel() is called first.
- * Never fails: a name that cannot be asked gives a TEMP or PERM result.
+ * cb runs exactly once unless mx_lookup_cancel() is called first, never
+ * inside this call, after at most two resolver timeouts (the MX query,
+ * then all address queries at once).  Never fails: a name that cannot be
+ * asked gives a TEMP or PERM result.  d and o are copied.
  */
 struct mx_lookup *mx_resolve(struct dns_resolver *res, struct worker *w, const struct mx_dest *d,
 		    const struct mx_options *o, uint64_t seed, mx_cb cb, void *arg);

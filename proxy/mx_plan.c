@@ -75,6 +75,7 @@ static void	 mx_plan_note(char **, const char *, ...) __attribute__((format(prin
 static void	 mx_plan_add_query(struct mx_plan *, const char *, enum sluice_dns_type, int);
 static int	 mx_plan_add_host(struct mx_plan *, const char *, unsigned int, int);
 static const char *mx_dns_word(enum sluice_dns_status);
+static int	 mx_host_name_valid(const char *);
 static int	 mx_plan_address(const char *, unsigned int, struct sockaddr_storage *);
 static void	 mx_plan_add_addr(struct mx_plan *, struct mx_work *, const struct sockaddr_storage *);
 static void	 mx_plan_feed_mx(struct mx_plan *, const struct sluice_dns_answer *);
@@ -148,15 +149,28 @@ mx_dest_parse(const char *text, int smarthost, struct mx_dest *d, char *err, siz
 	d->host = xstrndup(host, hlen);
 	d->port = (unsigned int)port;
 	d->smarthost = smarthost;
-	if (d->no_mx && mx_plan_address(d->host, 0, &ss) == 0)
+	if (d->no_mx && mx_plan_address(d->host, 0, &ss) == 0) {
 		d->literal = 1;
-	else if (strspn(d->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789-._") != hlen || strstr(d->host, "..") != NULL) {
+		return 0;
+	}
+	/* "[IPv6:" must be followed by an address; a name must be a host name. */
+	if ((d->no_mx && host != text + 1) || !mx_host_name_valid(d->host)) {
 		snprintf(err, errlen, "\"%s\": bad host name", text);
 		mx_dest_clear(d);
 		return -1;
 	}
 	return 0;
+}
+
+/* Letters, digits, '-', '_' in labels separated by single dots. */
+static int
+mx_host_name_valid(const char *name)
+{
+	size_t	 len = strlen(name);
+
+	return len > 0 && name[0] != '.' && name[0] != '-' && strstr(name, "..") == NULL &&
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") ==
+	    len;
 }
 
 void

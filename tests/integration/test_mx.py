@@ -204,6 +204,9 @@ def test_cancel_never_calls_back(tmp):
         assert out == ["cancelled", "callbacks=0"], out
         out = probe(dns, "silent.example", "-c", "-t", "500")
         assert out == ["cancelled", "callbacks=0"], out
+        # nothing to ask: the result was due on the next loop turn
+        out = probe(dns, "[127.0.0.7]:26", "-S", "-c")
+        assert out == ["cancelled", "callbacks=0"], out
 
 
 def test_config_options(tmp):

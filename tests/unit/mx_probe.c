@@ -3,8 +3,8 @@
  * resolver (proxy/dns.c on libunbound) and proxy/mx.c, and print the
  * candidate list, for tests/integration/test_mx.py.
  *
- * Usage: mx_probe [-46] [-4first] [-P delivery_port] [-s seed] [-n runs]
- *		   [-S] [-c] [-L own_addr:port] [-t timeout_ms] forwarder dest
+ * Usage: mx_probe [-46VSc] [-P delivery_port] [-s seed] [-n runs]
+ *		   [-L own_addr:port] [-t timeout_ms] forwarder dest
  *
  *   -4, -6     inet_protocols ipv4 / ipv6 (default all)
  *   -V         IPv4 before IPv6 (address_preference ipv4)
@@ -40,14 +40,20 @@
 /* What one resolution needs on the loop. */
 struct probe {
 	struct event_base	*base;
+	struct event		*timer;		/* bounds each run */
 	struct mx_result	*result;	/* set by the callback */
 	int			 calls;		/* callbacks seen */
 };
+
+struct probe_args;
 
 static void	 probe_done(void *, struct mx_result *);
 static void	 probe_timeout(evutil_socket_t, short, void *);
 static void	 probe_print(const struct mx_result *, int);
 static int	 probe_usage(void);
+static int	 probe_options(int, char **, struct probe_args *);
+static void	 probe_run(struct probe *, struct dns_resolver *, struct worker *,
+		    const struct mx_dest *, const struct probe_args *, int);
 
 static void
 probe_done(void *arg, struct mx_result *r)
@@ -96,71 +102,105 @@ probe_usage(void)
 	return 2;
 }
 
+/* What the command line asks. */
+struct probe_args {
+	struct mx_options	 o;
+	struct sockaddr_storage	 own[PROBE_OWN_MAX];
+	int			 nown;
+	unsigned long long	 seed;
+	long long		 timeout_ms;
+	int			 runs;
+	int			 cancel;
+	int			 smarthost;
+};
+
+/* Options into a; returns optind, or -1 on bad usage. */
+static int
+probe_options(int argc, char **argv, struct probe_args *a)
+{
+	socklen_t	 len;
+	int		 c;
+
+	memset(a, 0, sizeof(*a));
+	a->seed = 1;
+	a->runs = 1;
+	a->timeout_ms = 2000;
+	while ((c = getopt(argc, argv, "46VScP:s:n:L:t:")) != -1) {
+		if (c == '4')
+			a->o.families = MX_INET_IPV4;
+		else if (c == '6')
+			a->o.families = MX_INET_IPV6;
+		else if (c == 'V')
+			a->o.prefer_ipv4 = 1;
+		else if (c == 'S')
+			a->smarthost = 1;
+		else if (c == 'c')
+			a->cancel = 1;
+		else if (c == 'P')
+			a->o.delivery_port = (unsigned int)atoi(optarg);
+		else if (c == 's')
+			a->seed = strtoull(optarg, NULL, 10);
+		else if (c == 'n')
+			a->runs = atoi(optarg);
+		else if (c == 't')
+			a->timeout_ms = atoll(optarg);
+		else if (c == 'L' && a->nown < PROBE_OWN_MAX &&
+		    sockaddr_parse(optarg, &a->own[a->nown], &len) == 0)
+			a->nown++;
+		else
+			return -1;
+	}
+	if (argc - optind != 2 || a->runs < 1 || a->runs > 1000)
+		return -1;
+	return optind;
+}
+
+/* Resolve d once; print the result (or that none came). */
+static void
+probe_run(struct probe *p, struct dns_resolver *res, struct worker *w, const struct mx_dest *d,
+    const struct probe_args *a, int i)
+{
+	struct timeval		 tv = { a->cancel ? 3 : 30, 0 };
+	struct mx_lookup	*l;
+
+	p->result = NULL;
+	l = mx_resolve(res, w, d, &a->o, a->seed + (unsigned long long)i, probe_done, p);
+	if (a->cancel)
+		mx_lookup_cancel(l);
+	evtimer_add(p->timer, &tv);
+	event_base_dispatch(p->base);
+	evtimer_del(p->timer);
+	if (p->result == NULL) {
+		printf("%s\n", a->cancel ? "cancelled" : "no answer");
+		return;
+	}
+	if (a->nown > 0)
+		mx_result_check_loop(p->result, a->own, (size_t)a->nown);
+	probe_print(p->result, a->runs > 1);
+	mx_result_free(p->result);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct config_resolver	 conf = { 0 };
-	struct mx_options	 o = { 0 };
+	struct probe_args	 a;
 	struct mx_dest		 d;
-	struct sockaddr_storage	 own[PROBE_OWN_MAX];
-	socklen_t		 ownlen;
 	struct worker		 w = { 0 };
 	struct probe		 p = { 0 };
 	struct dns_resolver	*res;
-	struct mx_lookup	*l;
-	struct event		*timer;
-	struct timeval		 tv = { 30, 0 };
 	char			*fwd[1], err[512];
-	unsigned long long	 seed = 1;
-	int			 c, runs = 1, i, cancel = 0, smarthost = 0, nown = 0;
+	int			 i, arg;
 
-	conf.timeout_ms = 2000;
-	while ((c = getopt(argc, argv, "46VScP:s:n:L:t:")) != -1) {
-		switch (c) {
-		case '4':
-			o.families = MX_INET_IPV4;
-			break;
-		case '6':
-			o.families = MX_INET_IPV6;
-			break;
-		case 'V':
-			o.prefer_ipv4 = 1;
-			break;
-		case 'S':
-			smarthost = 1;
-			break;
-		case 'c':
-			cancel = 1;
-			break;
-		case 'P':
-			o.delivery_port = (unsigned int)atoi(optarg);
-			break;
-		case 's':
-			seed = strtoull(optarg, NULL, 10);
-			break;
-		case 'n':
-			runs = atoi(optarg);
-			break;
-		case 'L':
-			if (nown >= PROBE_OWN_MAX || sockaddr_parse(optarg, &own[nown], &ownlen) == -1)
-				return probe_usage();
-			nown++;
-			break;
-		case 't':
-			conf.timeout_ms = atoll(optarg);
-			break;
-		default:
-			return probe_usage();
-		}
-	}
-	if (argc - optind != 2 || runs < 1 || runs > 1000)
+	if ((arg = probe_options(argc, argv, &a)) == -1)
 		return probe_usage();
-	fwd[0] = argv[optind];
+	fwd[0] = argv[arg];
 	conf.forwarders = fwd;
 	conf.nforwarders = 1;
+	conf.timeout_ms = a.timeout_ms;
 	conf.trust_anchor = (char *)"";
 	conf.resolv_conf = (char *)"";
-	if (mx_dest_parse(argv[optind + 1], smarthost, &d, err, sizeof(err)) == -1) {
+	if (mx_dest_parse(argv[arg + 1], a.smarthost, &d, err, sizeof(err)) == -1) {
 		printf("dest error: %s\n", err);
 		return 0;
 	}
@@ -168,30 +208,14 @@ main(int argc, char **argv)
 		fprintf(stderr, "mx_probe: %s\n", err);
 		return 1;
 	}
-	if ((p.base = w.base = event_base_new()) == NULL)
+	/* The resolver wants a worker with an id; this one never runs a thread. */
+	if ((p.base = w.base = event_base_new()) == NULL ||
+	    (p.timer = evtimer_new(p.base, probe_timeout, p.base)) == NULL)
 		return 1;
-	timer = evtimer_new(p.base, probe_timeout, p.base);
-	for (i = 0; i < runs; i++) {
-		p.result = NULL;
-		l = mx_resolve(res, &w, &d, &o, seed + (unsigned long long)i, probe_done, &p);
-		if (cancel) {
-			mx_lookup_cancel(l);
-			tv.tv_sec = 3;
-		}
-		evtimer_add(timer, &tv);
-		event_base_dispatch(p.base);
-		evtimer_del(timer);
-		if (p.result == NULL) {
-			printf("%s\n", cancel ? "cancelled" : "no answer");
-			continue;
-		}
-		if (nown > 0)
-			mx_result_check_loop(p.result, own, (size_t)nown);
-		probe_print(p.result, runs > 1);
-		mx_result_free(p.result);
-	}
+	for (i = 0; i < a.runs; i++)
+		probe_run(&p, res, &w, &d, &a, i);
 	printf("callbacks=%d\n", p.calls);
-	event_free(timer);
+	event_free(p.timer);
 	dns_resolver_worker_close(res, &w);
 	dns_resolver_free(res);
 	event_base_free(p.base);

@@ -287,6 +287,11 @@ test_dot_stuffing(void **state)
 	assert_int_equal(count_lines_starting(&m, ".dotline"), 0);
 	assert_int_equal(count_lines_starting(&m, ".."), 2);
 	dsn_message_clear(&m);
+	/* Not wire form (a lone "." inside), found by fuzz_dsn: never passed on. */
+	assert_int_equal(dsn_compose(&r, "Subject: x\r\n.\r\n", 16, &m), 0);
+	assert_wire_form(&m, 0);
+	assert_int_equal(count_lines_starting(&m, "..\r\n"), 1);
+	dsn_message_clear(&m);
 }
 
 static void
@@ -388,6 +393,40 @@ test_no_dsn_to_null_sender(void **state)
 	assert_int_equal(dsn_compose(&r, ORIG, sizeof(ORIG) - 1, &m), -1);
 }
 
+/* Recipients whose NOTIFY does not want this report are left out. */
+static void
+test_notify_filters_recipients(void **state)
+{
+	struct dsn_rcpt		 rc[3] = { { 0 }, { 0 }, { 0 } };
+	struct dsn_report	 r;
+	struct dsn_message	 m;
+
+	(void)state;
+	rc[0].addr = "never@example.net";
+	rc[0].notify = DSN_NOTIFY_NEVER;
+	rc[1].addr = "success@example.net";
+	rc[1].notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY;
+	rc[2].addr = "failure@example.net";
+	rc[2].notify = DSN_NOTIFY_FAILURE;
+	report_init(&r, rc, 3);
+	assert_int_equal(dsn_compose(&r, ORIG, sizeof(ORIG) - 1, &m), 0);
+	assert_int_equal(count_lines_starting(&m, "Final-Recipient: "), 1);
+	assert_int_equal(count_lines_starting(&m, "Final-Recipient: rfc822; failure@"), 1);
+	assert_null(find(&m, "never@"));
+	assert_null(find(&m, "success@"));
+	dsn_message_clear(&m);
+	/* A delay warning: only the one that asked for DELAY. */
+	rc[0].action = rc[1].action = rc[2].action = DSN_ACTION_DELAYED;
+	assert_int_equal(dsn_compose(&r, ORIG, sizeof(ORIG) - 1, &m), 0);
+	assert_int_equal(count_lines_starting(&m, "Final-Recipient: "), 1);
+	assert_int_equal(count_lines_starting(&m, "Final-Recipient: rfc822; success@"), 1);
+	dsn_message_clear(&m);
+	/* Nobody wants it: nothing is composed. */
+	r.nrcpts = 1;
+	assert_int_equal(dsn_compose(&r, ORIG, sizeof(ORIG) - 1, &m), -1);
+	assert_null(m.data);
+}
+
 static void
 test_notify_rules(void **state)
 {
@@ -449,6 +488,7 @@ main(void)
 		cmocka_unit_test(test_boundary_not_in_content),
 		cmocka_unit_test(test_smtputf8),
 		cmocka_unit_test(test_no_dsn_to_null_sender),
+		cmocka_unit_test(test_notify_filters_recipients),
 		cmocka_unit_test(test_notify_rules),
 		cmocka_unit_test(test_xtext),
 	};

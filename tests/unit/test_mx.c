@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "dns.h"
 #include "mx.h"
 #include "util.h"
 
@@ -50,6 +51,9 @@ static struct mx_result *run_both(const char *, const struct mx_options *, uint6
 static void	 assert_hosts(const struct mx_result *, const char *);
 static void	 host_line(const struct mx_host *, char *, size_t);
 static int	 was_asked(const char *);
+static size_t	 wire_name(unsigned char *, const char *);
+static size_t	 wire_rr(unsigned char *, const char *, int, int, const char *);
+static struct sluice_dns_answer *wire_answer(const char *, size_t, const char *const *);
 
 static const struct mx_options	 OPT = { 0 };
 
@@ -236,7 +240,7 @@ test_dest_parse_bad(void **state)
 	static const char *const bad[] = {
 		"", "[relay.example.org", "[relay]x", "relay:", "relay:0", "relay:65536",
 		"relay:25x", "2001:db8::1", "bad host", "a..b", "[]", "[bad_host!]", "evil\r\n",
-		"x:-1",
+		"x:-1", "[IPv6:relay.example]", ".example", "-x.example",
 	};
 	struct mx_dest	 d;
 	char		 err[256];
@@ -661,6 +665,121 @@ test_loop_detection(void **state)
 	mx_result_free(r);
 }
 
+/* --- Through the real packet parser ---------------------------------------- */
+
+/* Append a name in wire form ("a.b" -> 1a1b0; "" is the root). */
+static size_t
+wire_name(unsigned char *p, const char *name)
+{
+	size_t		 n = 0, len;
+	const char	*dot;
+
+	while (*name != '\0') {
+		dot = strchr(name, '.');
+		len = dot ? (size_t)(dot - name) : strlen(name);
+		p[n++] = (unsigned char)len;
+		memcpy(p + n, name, len);
+		n += len;
+		name += len + (dot != NULL);
+	}
+	p[n++] = 0;
+	return n;
+}
+
+/* An answer record: owner, type, then rdata given as MX (pref, name) or CNAME (name). */
+static size_t
+wire_rr(unsigned char *p, const char *owner, int type, int pref, const char *target)
+{
+	size_t	 n = wire_name(p, owner), rdstart;
+
+	p[n++] = 0;
+	p[n++] = (unsigned char)type;
+	p[n++] = 0;
+	p[n++] = 1;			/* IN */
+	memcpy(p + n, "\0\0\0\x3c", 4);	/* TTL 60 */
+	n += 4;
+	rdstart = n;
+	n += 2;
+	if (type == 15) {
+		p[n++] = (unsigned char)(pref >> 8);
+		p[n++] = (unsigned char)pref;
+	}
+	n += wire_name(p + n, target);
+	p[rdstart] = (unsigned char)((n - rdstart - 2) >> 8);
+	p[rdstart + 1] = (unsigned char)(n - rdstart - 2);
+	return n;
+}
+
+/* A response to (qname, MX) with the given answer records. */
+static struct sluice_dns_answer *
+wire_answer(const char *qname, size_t nrr, const char *const *rr)
+{
+	unsigned char	 pkt[1024];
+	size_t		 n = 12, i;
+
+	memset(pkt, 0, 12);
+	pkt[2] = 0x81;
+	pkt[3] = 0x80;
+	pkt[5] = 1;
+	pkt[7] = (unsigned char)nrr;
+	n += wire_name(pkt + n, qname);
+	memcpy(pkt + n, "\0\x0f\0\x01", 4);
+	n += 4;
+	for (i = 0; i < nrr; i++) {
+		char	 owner[100], kind[10], target[100];
+		int	 pref = 0;
+
+		assert_int_equal(sscanf(rr[i], "%99s %9s %d %99s", owner, kind, &pref, target), 4);
+		n += wire_rr(pkt + n, owner, strcmp(kind, "MX") == 0 ? 15 : 5, pref,
+		    strcmp(target, ".") == 0 ? "" : target);
+	}
+	return dns_answer_parse(qname, SLUICE_DNS_MX, pkt, n);
+}
+
+/* dns_answer_parse's view of a null MX and of a CNAME chain, fed to a plan. */
+static void
+test_parsed_answers(void **state)
+{
+	static const char *const nullmx[] = { "null.example MX 0 ." };
+	static const char *const chain[] = {
+		"alias.example CNAME 0 real.example", "real.example MX 10 mx1.real.example",
+		"real.example MX 20 mx2.real.example"
+	};
+	struct sluice_dns_answer	*a;
+	struct mx_dest			 d;
+	struct mx_plan			*p;
+	struct mx_result		*r;
+	const char			*name;
+	enum sluice_dns_type		 type;
+	char				 err[100];
+	int				 id;
+
+	(void)state;
+	a = wire_answer("null.example", 1, nullmx);
+	assert_int_equal(a->status, SLUICE_DNS_OK);
+	assert_int_equal(a->count, 1);
+	assert_int_equal(a->records[0].preference, 0);
+	assert_true(strcmp(a->records[0].text, ".") == 0 || a->records[0].text[0] == '\0');
+	assert_int_equal(mx_dest_parse("null.example", 0, &d, err, sizeof(err)), 0);
+	p = mx_plan_new(&d, &OPT, 1);
+	id = mx_plan_next(p, &name, &type);
+	mx_plan_feed(p, id, a);
+	assert_true(mx_plan_done(p));
+	r = mx_plan_result(p);
+	assert_string_equal(r->dsn, "5.1.10");
+	mx_result_free(r);
+	mx_plan_free(p);
+	mx_dest_clear(&d);
+	dns_answer_free(a);
+	/* The CNAME is skipped, the MX records of its target are the answer. */
+	a = wire_answer("alias.example", 3, chain);
+	assert_int_equal(a->status, SLUICE_DNS_OK);
+	assert_int_equal(a->count, 2);
+	assert_string_equal(a->records[0].text, "mx1.real.example");
+	assert_int_equal(a->records[1].preference, 20);
+	dns_answer_free(a);
+}
+
 int
 main(void)
 {
@@ -680,6 +799,7 @@ main(void)
 		cmocka_unit_test(test_smart_hosts),
 		cmocka_unit_test(test_delivery_port),
 		cmocka_unit_test(test_loop_detection),
+		cmocka_unit_test(test_parsed_answers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
