@@ -116,6 +116,7 @@ static void	 dc_free(struct dconn *);
 static void	 dc_discard(struct dconn *);
 static void	 dc_set_timeout(struct dconn *, long long);
 static void	 dc_send(struct dconn *, const char *, long long);
+static int	 dc_flush(struct dconn *);
 static void	 dc_read_cb(struct bufferevent *, void *);
 static void	 dc_write_cb(struct bufferevent *, void *);
 static void	 dc_event_cb(struct bufferevent *, short, void *);
@@ -189,7 +190,7 @@ deliver_smtp_cache_free(struct deliver_smtp_cache **cachep)
 		if (c->state == DC_IDLE) {
 			/* Polite, not waited for: the remote may already be gone. */
 			evbuffer_add(bufferevent_get_output(c->bev), "QUIT\r\n", 6);
-			(void)io_write_now(c->bev);
+			(void)dc_flush(c);
 		}
 		dc_free(c);
 	}
@@ -350,6 +351,23 @@ dc_set_timeout(struct dconn *c, long long ms)
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
+/*
+ * Write what is queued now (io.h), or, on a filtering bufferevent (TLS),
+ * let it do the writing: io_write_now() would take the fd under the
+ * filter and put clear text on the wire.  Returns io_write_now()'s value,
+ * 0 for a filter.
+ */
+static int
+dc_flush(struct dconn *c)
+{
+	if (bufferevent_get_underlying(c->bev) == NULL)
+		return io_write_now(c->bev);
+	/* Output queued while writing was off is only filtered on a flush. */
+	bufferevent_enable(c->bev, EV_WRITE);
+	(void)bufferevent_flush(c->bev, EV_WRITE, BEV_NORMAL);
+	return 0;
+}
+
 /* One command line, written at once (TCP_NODELAY is on), reply within ms. */
 static void
 dc_send(struct dconn *c, const char *line, long long ms)
@@ -359,7 +377,7 @@ dc_send(struct dconn *c, const char *line, long long ms)
 	evbuffer_add_printf(out, "%s\r\n", line);
 	dc_set_timeout(c, ms);
 	bufferevent_enable(c->bev, EV_READ);
-	(void)io_write_now(c->bev);
+	(void)dc_flush(c);
 }
 
 static void
@@ -454,7 +472,7 @@ dc_idle_lost(struct dconn *c, int idle_over)
 	if (idle_over && c->state == DC_IDLE) {
 		/* Idle time over: say goodbye without waiting for the answer. */
 		evbuffer_add(bufferevent_get_output(c->bev), "QUIT\r\n", 6);
-		(void)io_write_now(c->bev);
+		(void)dc_flush(c);
 	}
 	dc_unlink(c);
 	dc_discard(c);
@@ -802,7 +820,7 @@ ds_transaction(struct deliver_smtp *d)
 	c->state = DC_ENVELOPE;
 	dc_set_timeout(c, d->cache->cfg.command_timeout_ms);
 	bufferevent_enable(c->bev, EV_READ);
-	(void)io_write_now(c->bev);
+	(void)dc_flush(c);
 }
 
 /* A reused connection died before MAIL was answered: once more on a fresh one. */
@@ -850,7 +868,7 @@ ds_envelope_reply(struct deliver_smtp *d, const struct smtp_reply *r)
 		deliver_smtp_rcpt_line(bufferevent_get_output(c->bev),
 		    &env->rcpts[d->order[d->nsent++]], &c->caps);
 		dc_set_timeout(c, d->cache->cfg.command_timeout_ms);
-		(void)io_write_now(c->bev);
+		(void)dc_flush(c);
 		return;
 	}
 	ds_envelope_done(d);
@@ -929,7 +947,7 @@ ds_body_pump(struct deliver_smtp *d)
 			bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
 			dc_set_timeout(c, d->cache->cfg.final_timeout_ms);
 		}
-		if (io_write_now(c->bev) != 1 || c->state == DC_FINAL)
+		if (dc_flush(c) != 1 || c->state == DC_FINAL)
 			return;
 	}
 }

@@ -649,6 +649,38 @@ def test_chaotic_remote(tmp):
         print("# chaotic remote: %d connections, results %s" % (srv.accepts, dict(classes)))
 
 
+def test_starttls_seam(tmp):
+    # deliver_probe -T puts a pass-through filter where TLS will be: the
+    # seam sends STARTTLS, swaps the connection on 220, says EHLO again and
+    # delivers through the filter; without STARTTLS offered, or refused,
+    # it goes on in clear.  Large body: the filter path has back-pressure.
+    big = b"Subject: t\r\n\r\n" + b"y" * 70 + b"\r\n" * 1 + \
+        (b"z" * 998 + b"\r\n") * 3000
+    starttls = {"extra_capabilities": ["STARTTLS"],
+                "rules": [{"phase": "unknown", "match": "STARTTLS",
+                           "reply": "220 2.0.0 Ready to start TLS"}]}
+    with Capture(tmp / "tls", script=starttls) as cap:
+        p = deliver(tmp, ["mx=" + cap.address], args=["-T", "-n", "2"], body=big)
+        assert "tls_wrap host=mx" in p.out, p.out
+        assert p.out.count("tls_wrap") == 1, p.out   # the second one reuses it
+        assert all(p.r("b@example.net", i)["class"] == "OK" for i in range(2)), p.out
+        m1, m2 = cap.wait_messages(2)
+        assert m1.data == big and m2.data == big
+        verbs = cap.connections()[0].verbs()
+        assert verbs[:4] == ["EHLO", "STARTTLS", "EHLO", "MAIL"], verbs
+    refused = dict(starttls, rules=[{"phase": "unknown", "match": "STARTTLS",
+                                     "reply": "454 4.7.0 TLS not available"}])
+    with Capture(tmp / "refused", script=refused) as cap:
+        p = deliver(tmp, ["mx=" + cap.address], args=["-T"])
+        assert p.r("b@example.net")["class"] == "OK", p.out
+        assert "tls_wrap" not in p.out
+        assert cap.connections()[0].verbs()[:3] == ["EHLO", "STARTTLS", "MAIL"]
+    with Capture(tmp / "plain") as cap:
+        p = deliver(tmp, ["mx=" + cap.address], args=["-T"])
+        assert p.r("b@example.net")["class"] == "OK", p.out
+        assert "STARTTLS" not in cap.connections()[0].verbs()
+
+
 def test_smtp_sink_and_rates(tmp):
     body = b"Subject: bench\r\n\r\n" + (b"x" * 62 + b"\r\n") * 64   # 4 KiB
     n = 200

@@ -8,10 +8,13 @@
  *	deliver_probe [-8u] [-H helo] [-f sender] [-r rcpt [-N notify] [-O orcpt]]...
  *	    [-R ret] [-E envid] [-S size] [-t timeout_ms] [-c connect_ms]
  *	    [-i reuse_idle_ms] [-n count] [-w wait_ms] [-d destination] [-D domain]
- *	    [-k cancel_ms] [-o offset] -b body_file host...
+ *	    [-k cancel_ms] [-o offset] [-T] -b body_file host...
  *
  * A host is "name=IP:PORT[,IP:PORT...]" or "IP:PORT" ("[v6]:PORT").
  * -o: the body starts that many bytes into the file (as in a queue file).
+ * -T plugs a stand-in into the STARTTLS seam: an identity filter
+ *    bufferevent (no encryption), so the seam's plumbing can be tested
+ *    before the TLS work lands; it prints "tls_wrap host=NAME".
  * -k cancels the (first) delivery after that long and prints "cancelled".
  * -w waits that long between deliveries (idle connection handling).
  * Output, one line each:
@@ -35,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "deliver_smtp.h"
@@ -66,6 +70,7 @@ static void	 probe_start(struct probe *);
 static void	 probe_done(void *, struct deliver_smtp_job *);
 static void	 probe_resume(evutil_socket_t, short, void *);
 static void	 probe_cancel(evutil_socket_t, short, void *);
+static struct bufferevent *probe_fake_tls(void *, struct bufferevent *, const char *);
 
 static int
 probe_parse_addr(const char *s, struct sockaddr_storage *ss)
@@ -161,6 +166,14 @@ probe_done(void *arg, struct deliver_smtp_job *job)
 	deliver_smtp_cache_free(&p->cache);
 }
 
+/* The STARTTLS seam with a pass-through filter where TLS will be. */
+static struct bufferevent *
+probe_fake_tls(void *arg, struct bufferevent *plain, const char *host)
+{
+	printf("tls_wrap host=%s\n", host);
+	return bufferevent_filter_new(plain, NULL, NULL, BEV_OPT_CLOSE_ON_FREE, NULL, NULL);
+}
+
 /* Shutdown in the middle of a delivery: no callback may follow. */
 static void
 probe_cancel(evutil_socket_t fd, short events, void *arg)
@@ -207,13 +220,16 @@ main(int argc, char *argv[])
 	p.job.destination = "example.org";
 	p.job.env.sender = "sender@example.com";
 	p.job.body_fd = -1;
-	while ((ch = getopt(argc, argv, "8uH:f:r:N:O:R:E:S:t:c:i:n:w:k:d:D:o:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "8uTH:f:r:N:O:R:E:S:t:c:i:n:w:k:d:D:o:b:")) != -1) {
 		switch (ch) {
 		case '8':
 			p.job.env.body_8bit = 1;
 			break;
 		case 'u':
 			p.job.env.smtputf8 = 1;
+			break;
+		case 'T':
+			cfg.tls_fn = probe_fake_tls;
 			break;
 		case 'H':
 			cfg.helo_name = optarg;
