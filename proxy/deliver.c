@@ -1245,6 +1245,7 @@ sched_dsn_rcpts(struct sched_msg *sm, enum dsn_action action, struct dsn_rcpt *d
 		dr[n].addr = r->mailbox;
 		dr[n].orcpt = orcpt[n];
 		dr[n].action = action;
+		dr[n].notify = flags;
 		dr[n].status = diag[n].status;
 		dr[n].remote_mta = diag[n].mta[0] != '\0' ? diag[n].mta : NULL;
 		dr[n].diagnostic = diag[n].text;
