@@ -34,6 +34,7 @@ ZONE = {
         ["self.loop.example", "A", "127.0.0.1"],
         ["smart.example", "A", "127.0.0.6"],
     ],
+    "servfail": ["broken.example"],
 }
 
 BODY = (b"From: <a@sender.example>\r\nTo: <b@mx.example>\r\n"
@@ -305,6 +306,32 @@ def test_4xx_then_success_after_retry(tmp):
         assert [m.accepted for m in msgs] == [False, True], msgs
         s.wait_log(r"%s removed delivered=1 failed=0" % qid)
         assert net.caps["127.0.0.5"].messages() == []
+
+
+def test_remote_faults_defer_then_one_delivery(tmp):
+    # A drop in the middle of DATA, then garbage for the final reply, then
+    # a normal remote: deferred twice, delivered once.
+    script = {"rules": [
+        {"phase": "mid_data", "after_bytes": 20, "action": "drop", "times": 1},
+        {"phase": "data_end", "action": "garbage", "bytes": "xx\r\n",
+         "close": True, "times": 1}]}
+    with Net(tmp, hosts=("127.0.0.2",), scripts={"127.0.0.2": script}) as net, \
+            Sluice(relay_cfg(net), tmp / "s") as s:
+        qid = send(s.port)
+        s.wait_log(r"%s removed delivered=1 failed=0" % qid, timeout=scaled(30))
+        log = s.log_path.read_text()
+        assert len(re.findall(r"%s to=<b@mx\.example> .*status=deferred" % qid,
+                              log)) == 2, log
+        msgs = net.caps["127.0.0.2"].messages(include_incomplete=True)
+        assert [m.accepted for m in msgs].count(True) == 1, msgs
+
+
+def test_dns_servfail_defers(tmp):
+    with Net(tmp, hosts=()) as net, Sluice(relay_cfg(net), tmp / "s") as s:
+        qid = send(s.port, rcpts=("x@broken.example",))
+        s.wait_log(r"%s to=<x@broken\.example> relay=none delay=\d+ dsn=4\.4\.3 "
+                   r"status=deferred" % qid)
+        wait_for(lambda: qfiles(s, "deferred") == [qid], timeout=scaled(10))
 
 
 def test_expiry_bounces_with_4_4_7(tmp):
