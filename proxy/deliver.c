@@ -223,6 +223,9 @@ deliver_start(void)
 {
 	if (worker_count() < 1)
 		return;
+	/* Set here, before any session or signal can call them. */
+	queue_flush_hook = deliver_flush;
+	queue_committed_hook = deliver_notify;
 	worker_post(worker_get(0), sched_start_cb, NULL);
 }
 
@@ -292,6 +295,7 @@ deliver_stop(void)
 
 	if (w == NULL)
 		return;
+	/* The hooks stay: they find sched_worker NULL and drop what comes. */
 	worker_post(w, sched_stop_cb, &sw);
 	pthread_mutex_lock(&sw.lock);
 	while (!sw.done)
@@ -318,8 +322,6 @@ sched_start_cb(void *arg)
 	sched.rescan = event_new(sched.base, -1, EV_PERSIST, sched_rescan_cb, NULL);
 	evtimer_add(sched.rescan, &tv);
 	atomic_store(&sched_worker, sched.w);
-	queue_flush_hook = deliver_flush;
-	queue_committed_hook = deliver_notify;
 	sched_scan(0);
 	log_info("relay scheduler started worker=0 ready=%zu deferred=%zu", sched.nready,
 	    sched.nheap);
@@ -1166,8 +1168,6 @@ sched_stop_cb(void *arg)
 {
 	struct sched_stop_wait	*sw = arg;
 
-	queue_flush_hook = NULL;
-	queue_committed_hook = NULL;
 	sched_cancel_cb(NULL);
 	deliver_smtp_cache_free(&sched.cache);
 	event_free(sched.kick);

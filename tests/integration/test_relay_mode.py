@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 from sluicetest import *
 
@@ -445,6 +446,14 @@ def test_queue_commands_against_running_daemon(tmp):
             os.kill(s.proc.pid, signal.SIGUSR1)
             s.wait_log(r"relay status messages_open=0 deliveries=0 .* sent=1 ",
                        since=mark)
+
+
+def test_example_relay_conf_checks():
+    conf = Path(__file__).resolve().parent.parent.parent / "conf" / "relay.conf"
+    p = subprocess.run([str(sluice_binary()), "-t", "-c", str(conf)],
+                       capture_output=True, text=True, timeout=scaled(20))
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "configuration is valid" in p.stdout + p.stderr
 
 
 run_tests(globals())
