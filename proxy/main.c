@@ -32,6 +32,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "deliver.h"
 #include "explain.h"
 #include "generation.h"
 #include "store.h"
@@ -40,7 +41,6 @@
 #include "module.h"
 #include "pool.h"
 #include "queue_ctl.h"
-#include "deliver.h"
 #include "session.h"
 #include "util.h"
 #include "worker.h"

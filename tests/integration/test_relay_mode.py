@@ -448,6 +448,24 @@ def test_queue_commands_against_running_daemon(tmp):
                        since=mark)
 
 
+def test_config_errors(tmp):
+    class FakeNet:
+        port = 2525
+        dns = type("D", (), {"forwarder": "127.0.0.1@53"})()
+    cases = [
+        ({"min_backoff": Raw("2h"), "max_backoff": Raw("1h")},
+         r"min_backoff is longer than max_backoff"),
+        ({"max_deliveries": 0}, r"max_deliveries = 0 is out of range"),
+        ({"max_queue_lifetime": Raw("soon")},
+         r"max_queue_lifetime: \"soon\" is not a duration"),
+        ({"route": Titled({"a.example": {"smart_host": "[bad host]:x"}})},
+         r"sluice\.conf:\d+: .*smart_host"),
+    ]
+    for i, (extra, want) in enumerate(cases):
+        rc, out = check_config(relay_cfg(FakeNet(), **extra), tmp / ("c%d" % i))
+        assert rc != 0 and re.search(want, out), (extra, out)
+
+
 def test_example_relay_conf_checks():
     conf = Path(__file__).resolve().parent.parent.parent / "conf" / "relay.conf"
     p = subprocess.run([str(sluice_binary()), "-t", "-c", str(conf)],
