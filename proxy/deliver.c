@@ -58,7 +58,7 @@
 #include "worker.h"
 
 #define SCHED_RESCAN_S		300	/* deferred/ and active/ re-read */
-#define SCHED_OPEN_MIN		8	/* open messages allowed, at least */
+#define SCHED_OPEN_MAX		1000	/* messages open (file, lock) at once */
 #define SCHED_REPLY_MAX		900	/* recorded reply text */
 #define SCHED_DSN_READ_MAX	(2 * 1024 * 1024)	/* of the original, for the DSN */
 
@@ -500,7 +500,6 @@ sched_dispatch(void)
 {
 	struct generation	*g;
 	struct sched_ready	*r;
-	size_t			 open_max;
 
 	if (sched.draining || (g = generation_acquire()) == NULL)
 		return;
@@ -509,15 +508,15 @@ sched_dispatch(void)
 		generation_unref(g);
 		return;
 	}
-	open_max = (size_t)g->cfg->relay.max_deliveries * 2;
-	if (open_max < SCHED_OPEN_MIN)
-		open_max = SCHED_OPEN_MIN;
 	for (;;) {
 		if (sched_start_pending(&g->cfg->relay) == -1)
 			break;
-		/* Open another message only while there is work for free slots. */
-		if ((r = TAILQ_FIRST(&sched.ready)) == NULL || sched.nmsgs >= open_max ||
-		    sched.npending >= (size_t)g->cfg->relay.max_deliveries)
+		/*
+		 * A slot is free and every waiting job is held by its
+		 * destination's cap: open the next message, which may go
+		 * elsewhere.  Open messages are bounded (files and locks).
+		 */
+		if ((r = TAILQ_FIRST(&sched.ready)) == NULL || sched.nmsgs >= SCHED_OPEN_MAX)
 			break;
 		TAILQ_REMOVE(&sched.ready, r, link);
 		sched.nready--;

@@ -214,6 +214,22 @@ def test_per_destination_cap_and_order(tmp):
             s.wait_log(r"%s removed delivered=1" % q)
 
 
+def test_busy_destination_does_not_hold_up_others(tmp):
+    # mx.example never answers the final dot: its one slot stays taken
+    # and the messages behind it wait; plain.example's still goes.
+    hang = {"rules": [{"phase": "data_end", "action": "hang"}]}
+    with Net(tmp, hosts=("127.0.0.2", "127.0.0.4"),
+             scripts={"127.0.0.2": hang}) as net, \
+            Sluice(relay_cfg(net, max_per_destination=1, max_deliveries=2,
+                             drain_timeout=Raw("1s")), tmp / "s") as s:
+        for _ in range(3):
+            send(s.port)
+        qid = send(s.port, rcpts=("x@plain.example",))
+        got, = net.caps["127.0.0.4"].wait_messages(1)
+        s.wait_log(r"%s removed delivered=1" % qid)
+        assert len(net.caps["127.0.0.2"].connections()) == 1
+
+
 def test_reload_changes_routes_for_later_deliveries(tmp):
     with Net(tmp) as net:
         cfg = relay_cfg(net, route=Titled({
