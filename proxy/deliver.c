@@ -595,8 +595,12 @@ sched_open(struct sched_ready *r)
 		(void)queue_move_corrupt(r->state, r->id);
 		return;
 	}
-	if (rc != 0)	/* gone (delivered, held, deleted) or busy: not ours now */
+	if (rc != 0) {
+		/* Gone (delivered, held, deleted) or busy: not ours now. */
+		if (errno != ENOENT && errno != EWOULDBLOCK)
+			log_warn("%s queue open failed, next rescan retries", r->id);
 		return;
+	}
 	if (r->state == QUEUE_DEFERRED && !r->force && m->env.next_attempt > time(NULL)) {
 		sched_heap_push(m->env.next_attempt, r->id);
 		sched_timer_arm();
