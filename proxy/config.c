@@ -30,6 +30,7 @@
 #include <netinet/in.h>
 
 #include <confuse.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -284,6 +285,7 @@ static void	 config_convert_resolver(cfg_t *sec, struct config_resolver *r);
 static void	 config_convert_mx(cfg_t *t, struct config_mx *mx);
 static int	 config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result);
 static void	 config_convert_queue(cfg_t *sec, struct config *cfg);
+static void	 config_convert_relay(struct config_loader *ld, struct config_relay *r);
 static void	 config_convert_limits(cfg_t *sec, struct config_limits *lim,
 		    const struct config_limits *inherit);
 static void	 config_convert_listener(struct config_loader *ld, cfg_t *sec,
@@ -402,6 +404,13 @@ static const struct config_number config_numbers[] = {
 	{ "listener", "auth_max_session_failures", CONFIG_INT, 1, 100, 0 },
 	{ "auth", "timeout", CONFIG_DURATION, 100, MIN_MS, 0 },
 	{ "root", "delivery_port", CONFIG_INT, 1, 65535, 1 },
+	/* Relay scheduling (deliver.h). */
+	{ "root", "min_backoff", CONFIG_DURATION, SEC_MS, DAY_MS, 0 },
+	{ "root", "max_backoff", CONFIG_DURATION, SEC_MS, 7 * DAY_MS, 0 },
+	{ "root", "max_queue_lifetime", CONFIG_DURATION, SEC_MS, 100 * DAY_MS, 0 },
+	{ "root", "delay_warning_time", CONFIG_DURATION, SEC_MS, 100 * DAY_MS, 1 },
+	{ "root", "max_deliveries", CONFIG_INT, 1, 10000, 0 },
+	{ "root", "max_per_destination", CONFIG_INT, 1, 10000, 0 },
 };
 
 /* The limits, by name, for inheritance. */
@@ -533,6 +542,12 @@ static cfg_opt_t config_queue_opts[] = {
 	CFG_END()
 };
 
+/* A route: per recipient domain, like Postfix's transport map. */
+static cfg_opt_t config_route_opts[] = {
+	CFG_STR_CB("smart_host", NULL, CFGF_NODEFAULT, config_cb_smart_host),
+	CFG_END()
+};
+
 static cfg_opt_t config_backend_opts[] = {
 	CFG_STR_CB("type", "smtp", CFGF_NONE, config_cb_enum),
 	CFG_STR_LIST_CB("servers", NULL, CFGF_NODEFAULT, config_cb_address),
@@ -582,6 +597,15 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_STR_CB("inet_protocols", "all", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("address_preference", "ipv6", CFGF_NONE, config_cb_enum),
 	CFG_STR_CB("smart_host", NULL, CFGF_NODEFAULT, config_cb_smart_host),
+	/* Relay scheduling (deliver.h). */
+	CFG_INT_CB("min_backoff", 5 * MIN_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_backoff", HOUR_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_queue_lifetime", 5 * DAY_MS, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("delay_warning_time", 0, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_deliveries", 20, CFGF_NONE, config_cb_number),
+	CFG_INT_CB("max_per_destination", 5, CFGF_NONE, config_cb_number),
+	CFG_BOOL("defer_deliveries", cfg_false, CFGF_NONE),
+	CFG_SEC("route", config_route_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
 
@@ -2020,6 +2044,20 @@ config_convert_globals(struct config_loader *ld, struct config *cfg)
 	config_convert_queue(cfg_getsec(t, "queue"), cfg);
 }
 
+/* The queue folders live under spool_dir unless the section says where. */
+static void
+config_convert_queue(cfg_t *sec, struct config *cfg)
+{
+	const char	*s = sec != NULL ? cfg_getstr(sec, "directory") : NULL;
+
+	if (s != NULL)
+		cfg->queue.directory = xstrdup(s);
+	else
+		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
+	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
+	    cfg_getstr(sec, "sync")) == 0 ? 0 : 1;
+}
+
 /* Relay delivery's resolution options (mx.h). */
 static void
 config_convert_mx(cfg_t *t, struct config_mx *mx)
@@ -2049,20 +2087,6 @@ config_cb_smart_host(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result
 	else
 		mx_dest_clear(&d);
 	return 0;
-}
-
-/* The queue folders live under spool_dir unless the section says where. */
-static void
-config_convert_queue(cfg_t *sec, struct config *cfg)
-{
-	const char	*s = sec != NULL ? cfg_getstr(sec, "directory") : NULL;
-
-	if (s != NULL)
-		cfg->queue.directory = xstrdup(s);
-	else
-		xasprintf(&cfg->queue.directory, "%s/queue", cfg->spool_dir);
-	cfg->queue.sync = sec != NULL && config_enum_index(config_queue_syncs,
-	    cfg_getstr(sec, "sync")) == 0 ? 0 : 1;
 }
 
 static void
@@ -2511,6 +2535,36 @@ config_convert(struct config_loader *ld)
 	}
 	config_convert_auths(ld);
 	config_convert_filters(ld);
+	config_convert_relay(ld, &cfg->relay);
+}
+
+/* Relay scheduling options and route sections (deliver.h). */
+static void
+config_convert_relay(struct config_loader *ld, struct config_relay *r)
+{
+	cfg_t	*t = ld->tree, *sec;
+	size_t	 i;
+	char	*p;
+
+	r->min_backoff_ms = cfg_getint(t, "min_backoff");
+	r->max_backoff_ms = cfg_getint(t, "max_backoff");
+	r->max_queue_lifetime_ms = cfg_getint(t, "max_queue_lifetime");
+	r->delay_warning_ms = cfg_getint(t, "delay_warning_time");
+	r->max_deliveries = cfg_getint(t, "max_deliveries");
+	r->max_per_destination = cfg_getint(t, "max_per_destination");
+	r->defer_deliveries = cfg_getbool(t, "defer_deliveries") == cfg_true;
+	if (r->min_backoff_ms > r->max_backoff_ms)
+		config_error_at(ld, ld->cfg->path, 0, "min_backoff is longer than max_backoff");
+	r->nroutes = cfg_size(t, "route");
+	r->routes = xcalloc(r->nroutes ? r->nroutes : 1, sizeof(*r->routes));
+	for (i = 0; i < r->nroutes; i++) {
+		sec = cfg_getnsec(t, "route", (unsigned int)i);
+		r->routes[i].domain = xstrdup(cfg_title(sec));
+		for (p = r->routes[i].domain; *p != '\0'; p++)
+			*p = (char)tolower((unsigned char)*p);
+		if ((p = cfg_getstr(sec, "smart_host")) != NULL)
+			r->routes[i].smart_host = xstrdup(p);
+	}
 }
 
 /* --- Validation --------------------------------------------------------------- */
@@ -2787,6 +2841,11 @@ config_free(struct config **cfgp)
 	free(cfg->resolver.trust_anchor);
 	free(cfg->resolver.resolv_conf);
 	free(cfg->mx.smart_host);
+	for (i = 0; i < cfg->relay.nroutes; i++) {
+		free(cfg->relay.routes[i].domain);
+		free(cfg->relay.routes[i].smart_host);
+	}
+	free(cfg->relay.routes);
 	free(cfg);
 }
 

@@ -276,6 +276,25 @@ struct config_queue {
 	int		  sync;			/* enum queue_sync: 0 fdatasync, 1 syncfs (default) */
 };
 
+/* A route section: where mail for one recipient domain goes (relay mode). */
+struct config_route {
+	char		 *domain;		/* the section title, lower case */
+	char		 *smart_host;		/* destination; NULL = MX of the domain */
+};
+
+/* The relay scheduler's options (deliver.h; sluice.conf(5) RELAY). */
+struct config_relay {
+	long long	  min_backoff_ms;	/* first retry delay */
+	long long	  max_backoff_ms;	/* longest retry delay */
+	long long	  max_queue_lifetime_ms;/* then 4.4.7 and a DSN */
+	long long	  delay_warning_ms;	/* 0 = no delay DSN */
+	long long	  max_deliveries;	/* destination batches in flight */
+	long long	  max_per_destination;	/* of them to one destination */
+	int		  defer_deliveries;	/* queue only, deliver nothing */
+	struct config_route *routes;		/* in file order */
+	size_t		  nroutes;
+};
+
 struct config {
 	char		 *path;			/* file given to config_load */
 	char		 *hostname;		/* default hostname */
@@ -298,8 +317,9 @@ struct config {
 	int		  log_level;		/* enum log_level */
 	struct config_limits limits;		/* global defaults */
 	struct config_resolver resolver;	/* DNS for filters and relay */
-	struct config_mx  mx;			/* relay delivery: MX resolution */
 	struct config_queue queue;		/* relay queue */
+	struct config_mx  mx;			/* relay delivery: MX resolution */
+	struct config_relay relay;		/* relay delivery: scheduling, routes */
 	struct module	**modules;		/* plugins from "load", references held */
 	size_t		  nmodules;		/* entries in modules */
 	struct config_listener *listeners;	/* in file order */

@@ -34,6 +34,7 @@
 
 #include "chain.h"
 #include "config.h"
+#include "deliver.h"
 #include "explain.h"
 #include "generation.h"
 #include "store.h"
@@ -375,7 +376,7 @@ static void
 drain_tick(evutil_socket_t fd, short events, void *arg)
 {
 	struct timeval	 tv = { 0, DRAIN_POLL_MS * 1000 };
-	long		 left = session_count();
+	long		 left = session_count() + deliver_busy();
 
 	if (left == 0) {
 		log_info("shutdown: all sessions finished");
@@ -386,6 +387,7 @@ drain_tick(evutil_socket_t fd, short events, void *arg)
 		log_info("shutdown: drain timeout, closing %ld sessions with 421", left);
 		daemon_state.killed = 1;
 		workers_post_all(session_kill_all, NULL);
+		deliver_cancel();
 		daemon_state.drain_deadline = monotonic_ms() + 5000;
 	} else if (daemon_state.killed && monotonic_ms() >= daemon_state.drain_deadline) {
 		log_warnx("shutdown: %ld sessions did not close; exiting", left);
@@ -411,6 +413,7 @@ shutdown_begin(void)
 	generation_unref(g);
 	listener_close_all();
 	workers_post_all(session_drain_all, NULL);
+	deliver_drain();
 	daemon_state.drain_timer = evtimer_new(daemon_state.base, drain_tick, NULL);
 	evtimer_add(daemon_state.drain_timer, &tv);
 }
@@ -431,6 +434,7 @@ signal_cb(evutil_socket_t sig, short events, void *arg)
 		log_info("status sessions=%ld generations_alive=%d listeners=%zu",
 		    session_count(), generation_live_count(), listener_count());
 		queue_daemon_status();
+		deliver_status();
 		break;
 	case SIGUSR2:
 		queue_daemon_flush();
@@ -500,10 +504,13 @@ run_daemon(void)
 	queue_daemon_start();
 	workers_start(n);
 	generation_set_current(g);
+	/* Relay deliveries: after recovery, with a current generation. */
+	deliver_start();
 	listener_commit(g);
 	log_info("started version=%s generation=%llu workers=%d listeners=%zu",
 	    PACKAGE_VERSION, (unsigned long long)g->number, n, listener_count());
 	event_base_dispatch(daemon_state.base);
+	deliver_stop();
 	workers_stop();
 	pool_stop();
 	queue_daemon_stop();

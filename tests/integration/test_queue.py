@@ -26,7 +26,8 @@ STATES = ("incoming", "active", "deferred", "hold", "corrupt")
 def relay_config(port=None, globals=None, listener=None):
     lst = {"listen": ["127.0.0.1:%d" % (port or free_port())], "mode": "relay"}
     lst.update(listener or {})
-    g = standard_globals()
+    # The queue alone: the scheduler (deliver.c) leaves the files alone.
+    g = standard_globals(defer_deliveries=True)
     g.update(globals or {})
     return {"listeners": {"in": lst}, "globals": g}
 
