@@ -346,6 +346,7 @@ static const char *const config_inet_protocols[] = { "all", "ipv4", "ipv6", NULL
 static const char *const config_address_preferences[] = { "ipv6", "ipv4", NULL };
 static const char *const config_listener_modes[] = { "forward", "relay", NULL };
 static const char *const config_queue_syncs[] = { "fdatasync", "syncfs", NULL };
+static const char *const config_relay_tls[] = { "none", "may", NULL };
 
 static const struct config_enum config_enums[] = {
 	{ "target", config_targets },
@@ -361,6 +362,7 @@ static const struct config_enum config_enums[] = {
 	{ "inet_protocols", config_inet_protocols },
 	{ "address_preference", config_address_preferences },
 	{ "sync", config_queue_syncs },
+	{ "relay_tls", config_relay_tls },
 };
 
 static const struct config_number config_numbers[] = {
@@ -605,6 +607,7 @@ static cfg_opt_t config_root_opts[] = {
 	CFG_INT_CB("max_deliveries", 20, CFGF_NONE, config_cb_number),
 	CFG_INT_CB("max_per_destination", 5, CFGF_NONE, config_cb_number),
 	CFG_BOOL("defer_deliveries", cfg_false, CFGF_NONE),
+	CFG_STR_CB("relay_tls", "may", CFGF_NONE, config_cb_enum),
 	CFG_SEC("route", config_route_opts, CONFIG_SECTION_FLAGS),
 	CFG_END()
 };
@@ -2553,6 +2556,7 @@ config_convert_relay(struct config_loader *ld, struct config_relay *r)
 	r->max_deliveries = cfg_getint(t, "max_deliveries");
 	r->max_per_destination = cfg_getint(t, "max_per_destination");
 	r->defer_deliveries = cfg_getbool(t, "defer_deliveries") == cfg_true;
+	r->starttls = config_enum_index(config_relay_tls, cfg_getstr(t, "relay_tls")) == 1;
 	if (r->min_backoff_ms > r->max_backoff_ms)
 		config_error_at(ld, ld->cfg->path, 0, "min_backoff is longer than max_backoff");
 	r->nroutes = cfg_size(t, "route");

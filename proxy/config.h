@@ -291,6 +291,7 @@ struct config_relay {
 	long long	  max_deliveries;	/* destination batches in flight */
 	long long	  max_per_destination;	/* of them to one destination */
 	int		  defer_deliveries;	/* queue only, deliver nothing */
+	int		  starttls;		/* relay_tls = may: STARTTLS when offered */
 	struct config_route *routes;		/* in file order */
 	size_t		  nroutes;
 };

@@ -54,6 +54,7 @@
 #include "log.h"
 #include "mx.h"
 #include "queue.h"
+#include "tls.h"
 #include "util.h"
 #include "worker.h"
 
@@ -141,6 +142,7 @@ static struct {
 	struct sched_heap_entry	*heap;
 	size_t			 nheap, heap_size;
 	struct deliver_smtp_cache *cache;	/* connections of this loop */
+	struct tls_client	*tls;		/* the cache's STARTTLS context, or NULL */
 	uint64_t		 cache_gen;	/* generation whose settings it has */
 	int			 draining;	/* SIGTERM: start nothing */
 	uint64_t		 sent, deferred, bounced, expired;	/* recipients */
@@ -190,6 +192,7 @@ static void	 sched_job_cancel(struct sched_job *);
 static struct sched_dest *sched_dest_get(const char *);
 static void	 sched_dest_put(struct sched_dest **);
 static struct deliver_smtp_cache *sched_cache(struct generation *);
+static struct tls_client *sched_tls_client(void);
 static void	 sched_reply_format(const struct deliver_smtp_result *, char *, size_t);
 static void	 sched_dsn_send(struct sched_msg *, enum dsn_action);
 static char	*sched_param(const char *, const char *);
@@ -1083,6 +1086,26 @@ sched_job_log(struct sched_job *j, enum deliver_class klass)
 	    log_quote(q, sizeof(q), reply, 600));
 }
 
+/*
+ * relay_tls = may: STARTTLS whenever the remote offers it, any
+ * certificate taken (as Postfix's "may": the remote's identity is not
+ * checked, the traffic is still encrypted).  NULL, with a log line, when
+ * no context can be made: delivery goes on in clear.
+ */
+static struct tls_client *
+sched_tls_client(void)
+{
+	struct config_backend_tls	 conf;
+	struct tls_client		*cl;
+	char				 err[300];
+
+	memset(&conf, 0, sizeof(conf));
+	conf.mode = CONFIG_BACKEND_TLS_MAY;
+	if ((cl = tls_client_new(&conf, err, sizeof(err))) == NULL)
+		log_warnx("relay_tls: no STARTTLS for deliveries: %s", err);
+	return cl;
+}
+
 /* The connection cache, with the settings of g once nothing uses the old one. */
 static struct deliver_smtp_cache *
 sched_cache(struct generation *g)
@@ -1098,8 +1121,13 @@ sched_cache(struct generation *g)
 	if (sched.cache != NULL && busy)
 		return sched.cache;
 	deliver_smtp_cache_free(&sched.cache);
+	tls_client_free(&sched.tls);
 	deliver_smtp_config_defaults(&c);
 	c.helo_name = g->cfg->hostname;
+	if (g->cfg->relay.starttls && (sched.tls = sched_tls_client()) != NULL) {
+		c.tls_fn = tls_deliver_wrap;
+		c.tls_arg = sched.tls;
+	}
 	sched.cache = deliver_smtp_cache_new(sched.base, &c);
 	sched.cache_gen = g->number;
 	return sched.cache;
@@ -1173,6 +1201,7 @@ sched_stop_cb(void *arg)
 
 	sched_cancel_cb(NULL);
 	deliver_smtp_cache_free(&sched.cache);
+	tls_client_free(&sched.tls);
 	event_free(sched.kick);
 	event_free(sched.timer);
 	event_free(sched.rescan);

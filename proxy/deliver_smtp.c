@@ -26,8 +26,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "deliver_smtp.h"
@@ -120,6 +123,7 @@ static int	 dc_flush(struct dconn *);
 static void	 dc_read_cb(struct bufferevent *, void *);
 static void	 dc_write_cb(struct bufferevent *, void *);
 static void	 dc_event_cb(struct bufferevent *, short, void *);
+static void	 dc_log_tls(struct dconn *, struct bufferevent *);
 static void	 dc_idle_lost(struct dconn *, int);
 static void	 dc_idle_reply(struct dconn *, const struct smtp_reply *);
 static void	 dc_cache_put(struct dconn *);
@@ -432,6 +436,19 @@ dc_write_cb(struct bufferevent *bev, void *arg)
 	io_write_drained(bev);
 }
 
+/* One line per TLS connection, as Postfix logs "TLS connection established". */
+static void
+dc_log_tls(struct dconn *c, struct bufferevent *bev)
+{
+	SSL	*ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl == NULL)
+		return;
+	log_info("%s tls established relay=%s version=%s cipher=%s",
+	    c->job != NULL && c->job->job->queue_id != NULL ? c->job->job->queue_id : "-",
+	    c->relay, SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+}
+
 static void
 dc_event_cb(struct bufferevent *bev, short events, void *arg)
 {
@@ -440,7 +457,10 @@ dc_event_cb(struct bufferevent *bev, short events, void *arg)
 	int		 one = 1;
 
 	c->depth++;
-	if (events & BEV_EVENT_CONNECTED) {
+	if ((events & BEV_EVENT_CONNECTED) && bufferevent_get_underlying(bev) != NULL) {
+		/* The STARTTLS handshake is done; EHLO is already on its way. */
+		dc_log_tls(c, bev);
+	} else if (events & BEV_EVENT_CONNECTED) {
 		c->state = DC_GREETING;
 		(void)setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));

@@ -110,6 +110,13 @@ int		 tls_cmd_starttls_check(struct session *s, struct cmd_state *c,
 /* STARTTLS: drop pipelined input, 220, then the handshake. */
 void		 tls_cmd_starttls(struct session *s, struct cmd_state *c);
 
+/*
+ * Relay delivery's opportunistic STARTTLS (deliver_smtp.h tls_fn, with
+ * tls_arg a struct tls_client): wrap plain, which the result owns, in a
+ * TLS client filter for host (SNI).  NULL when no SSL could be made.
+ */
+struct bufferevent *tls_deliver_wrap(void *client, struct bufferevent *plain,
+		    const char *host);
 /* Free *tc (s->tls, owned by the session) and clear it. */
 void		 tls_conn_free(struct tls_conn **tc);
 

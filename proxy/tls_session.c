@@ -213,3 +213,24 @@ tls_cmd_starttls(struct session *s, struct cmd_state *c)
 		session_close(s, 0, NULL, NULL);
 	}
 }
+
+/* --- Relay delivery's STARTTLS (deliver_smtp's tls_fn) -------------------- */
+
+struct bufferevent *
+tls_deliver_wrap(void *client, struct bufferevent *plain, const char *host)
+{
+	struct bufferevent	*tls;
+	SSL			*ssl;
+
+	if ((ssl = tls_client_ssl_new(client, host)) == NULL)
+		return NULL;
+	if ((tls = bufferevent_openssl_filter_new(bufferevent_get_base(plain), plain, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS)) ==
+	    NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* SMTP's own framing shows truncation, as on the server side. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	return tls;
+}

@@ -1142,6 +1142,9 @@ class Sluice(Service):
         return vg + cmd
 
     def start(self, ready="greeting"):
+        # A restart (after stop() or kill()) is a daemon __exit__ must stop.
+        self.ended_by_test = False
+        self.exited_early = None
         cmd = self._command(["-f", "-c", str(self.config_path)] +
                             self.extra_args)
         env = dict(os.environ)

@@ -168,6 +168,37 @@ def test_implicit_tls_backend(tmp):
         assert all(m["tls"] and m["data"].endswith(BODY) for m in b.handler.messages)
 
 
+def relay_sluice(tmp, remote_port, relay_tls):
+    """A relay-mode sluice whose smart host is the TLS remote."""
+    g = standard_globals(smart_host="[127.0.0.1]:%d" % remote_port, relay_tls=relay_tls,
+                         min_backoff=Raw("1s"), max_backoff=Raw("1s"))
+    lst = {"listen": ["127.0.0.1:%d" % free_port()], "mode": "relay"}
+    return Sluice({"listeners": {"in": lst}, "globals": g}, tmp / "sluice")
+
+
+def test_relay_delivery_uses_starttls(tmp):
+    """relay_tls = may (the default): relay deliveries use STARTTLS when the
+    remote offers it (this one requires it: without TLS it refuses MAIL),
+    with EHLO again after the handshake; relay_tls = none stays in clear,
+    so that remote refuses the message (530: bounced)."""
+    pki = make_pki(tmp)
+    with TlsBackend(pki) as b:
+        with relay_sluice(tmp / "may", b.port, "may") as s:
+            deliver(s)
+            wait_for(lambda: b.handler.messages, what="message at the remote")
+            m = b.handler.messages[0]
+            assert m["tls"] and m["data"].endswith(BODY), m
+            assert [t for _, t in b.handler.ehlos] == [False, True], b.handler.ehlos
+            s.wait_log(r"tls established relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d "
+                       r"version=TLSv1\.[23] cipher=\S+" % b.port)
+            s.wait_log(r"status=sent")
+        with relay_sluice(tmp / "none", b.port, "none") as s:
+            deliver(s)
+            s.wait_log(r"status=bounced code=530 .*Must issue a STARTTLS command first")
+            assert "tls established" not in s.log()
+            assert len(b.handler.messages) == 1
+
+
 def test_backend_config_errors(tmp):
     pki = make_pki(tmp)
     cases = [
