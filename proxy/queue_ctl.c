@@ -14,12 +14,15 @@
  */
 #include "autoconf.h"
 
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 
 #include <netinet/in.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +45,7 @@ static int	 queue_ctl_list(int, char **);
 static int	 queue_ctl_show(int, char **);
 static int	 queue_ctl_change(int, char **);
 static int	 queue_ctl_flush(const struct config *);
+static int	 queue_daemon_lock(void);
 
 /* --- The daemon's side --------------------------------------------------------- */
 
@@ -75,6 +79,8 @@ queue_daemon_open(void)
 {
 	struct queue_counts	 c;
 
+	if (queue_daemon_lock() == -1)
+		return -1;
 	if (queue_recover(&c) == -1)
 		return -1;
 	log_info("queue ready dir=%s active=%zu deferred=%zu hold=%zu corrupt=%zu "
@@ -86,11 +92,42 @@ queue_daemon_open(void)
 	return 0;
 }
 
+/*
+ * One daemon per queue directory: recovery takes every file as this
+ * instance's own (it empties incoming/, re-queues active/), so a second
+ * instance on the same directory would deliver, or remove, the first
+ * one's messages.  The lock is held for the life of the process.
+ */
+static int
+queue_daemon_lock(void)
+{
+	static int	 fd = -1;
+	char		 path[PATH_MAX];
+	int		 e;
+
+	if (fd != -1)
+		return 0;
+	snprintf(path, sizeof(path), "%s/lock", queue_dir());
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return 0;
+	e = errno;
+	close(fd);
+	fd = -1;
+	errno = e == EWOULDBLOCK ? EBUSY : e;
+	return -1;
+}
+
 void
 queue_daemon_start(void)
 {
-	if (queue_daemon_wanted && queue_daemon_open() == -1)
-		fatal("queue recovery in %s", queue_dir());
+	if (!queue_daemon_wanted || queue_daemon_open() == 0)
+		return;
+	if (errno == EBUSY)
+		fatalx("queue directory %s is in use by another running sluice: each "
+		    "instance needs its own", queue_dir());
+	fatal("queue recovery in %s", queue_dir());
 }
 
 int

@@ -259,6 +259,25 @@ def test_synced_before_250(tmp):
 
 # ---------------------------------------------------------------- crashes
 
+def test_second_instance_on_the_same_queue_refused(tmp):
+    """Recovery takes every file as its own, so a second daemon on a queue
+    directory in use must not start: it exits with a clear reason and the
+    first one keeps its message."""
+    with Sluice(relay_config(), tmp / "sluice") as s:
+        qid = queued_id(send(s.port, b"Subject: mine\r\n\r\nbody\r\n").text)
+        other = tmp / "other.conf"
+        text = s.config_path.read_text()
+        port = re.search(r'"127\.0\.0\.1:(\d+)"', text)[1]
+        other.write_text(text.replace(port, str(free_port())))
+        reachable(other)
+        p = subprocess.run([str(s.binary), "-f", "-c", str(other)], capture_output=True,
+                           timeout=scaled(30))
+        assert p.returncode != 0, p
+        assert b"is in use by another running sluice" in p.stderr, p.stderr
+        assert files(s, "active") == [qid]
+        s.assert_running()
+
+
 def test_kill9_after_250_keeps_message(tmp):
     with Sluice(relay_config(), tmp / "sluice") as s:
         r = send(s.port, b"Subject: survive\r\n\r\nbody\r\n")
