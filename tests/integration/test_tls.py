@@ -187,6 +187,29 @@ def test_sni_picks_the_matching_certificate(tmp):
                 ask(c, "QUIT", 221)
 
 
+def test_greeting_delay_after_implicit_tls_handshake(tmp):
+    """On an implicit TLS listener the client speaks first (the handshake);
+    greeting_delay starts after it, and talking over TLS before the 220 is
+    early talk: 554, nothing executed."""
+    pki = make_pki(tmp)
+    port = free_port()
+    with Capture(tmp / "cap") as cap:
+        cfg = standard_config(cap.address, port=port, listener=tls_listener(
+            pki, "implicit", greeting_delay=Raw("1s"), reverse_lookup=False))
+        with Sluice(cfg, tmp / "sluice", ready="log") as s:
+            with RawClient(port) as c:
+                start_tls(c, pki)
+                c.send(b"EHLO client.test\r\n")
+                c.expect("554 5.5.1")
+                c.read_until_closed()
+            s.wait_log(r"disconnect reason=early_talker early_talker=yes bytes=18")
+            with RawClient(port) as c:
+                start_tls(c, pki)
+                hello(c)
+                transaction_ok(c)
+            assert len(cap.wait_messages(1)) == 1
+
+
 def test_implicit_tls(tmp):
     pki = make_pki(tmp)
     port = free_port()
