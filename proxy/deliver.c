@@ -18,8 +18,9 @@
  *		is at max_per_destination waits without blocking the others.
  *
  * A job resolves its destination (mx_resolve), delivers (deliver_smtp)
- * and, first thing in its completion, appends each recipient's result to
- * the message file (queue_msg_record).  When a message's last job is done
+ * and, first thing in its completion, appends its recipients' results to
+ * the message file in one write and one fdatasync (queue_msg_record_many).
+ * When a message's last job is done
  * it is deferred with backoff, or, all recipients final, gets one DSN for
  * the failed ones (queue_inject, sender <>) and is removed.  Crash
  * windows: the remote's 250 before the record (delivered twice), and the
