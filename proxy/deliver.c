@@ -20,9 +20,9 @@
  * A job resolves its destination (mx_resolve), delivers (deliver_smtp)
  * and, first thing in its completion, appends its recipients' results to
  * the message file in one write and one fdatasync (queue_msg_record_many).
- * When a message's last job is done
- * it is deferred with backoff, or, all recipients final, gets one DSN for
- * the failed ones (queue_inject, sender <>) and is removed.  Crash
+ * When a message's last job is done it is deferred with backoff, or, all
+ * recipients final, gets one DSN for the failed ones (queue_inject,
+ * sender <>) and is removed.  Crash
  * windows: the remote's 250 before the record (delivered twice), and the
  * DSN's commit before the removal (two DSNs); nothing is ever lost.
  *
