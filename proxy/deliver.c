@@ -18,10 +18,11 @@
  *		is at max_per_destination waits without blocking the others.
  *
  * A job resolves its destination (mx_resolve), delivers (deliver_smtp)
- * and, first thing in its completion, appends each recipient's result to
- * the message file (queue_msg_record).  When a message's last job is done
- * it is deferred with backoff, or, all recipients final, gets one DSN for
- * the failed ones (queue_inject, sender <>) and is removed.  Crash
+ * and, first thing in its completion, appends its recipients' results to
+ * the message file in one write and one fdatasync (queue_msg_record_many).
+ * When a message's last job is done it is deferred with backoff, or, all
+ * recipients final, gets one DSN for the failed ones (queue_inject,
+ * sender <>) and is removed.  Crash
  * windows: the remote's 250 before the record (delivered twice), and the
  * DSN's commit before the removal (two DSNs); nothing is ever lost.
  *
@@ -1016,26 +1017,38 @@ sched_job_done(struct sched_job *j)
 	sched_kick();
 }
 
+/*
+ * The job's results in one append and one fdatasync (queue_msg_record_many):
+ * each recipient is still durable before anything else happens to it, but
+ * worker 0 waits for the disk once per job, not once per recipient.
+ */
 static void
 sched_job_record(struct sched_job *j)
 {
 	struct deliver_smtp_result	*res;
-	enum queue_rcpt_state		 st;
-	char				 reply[SCHED_REPLY_MAX];
+	enum queue_rcpt_state		*st;
+	char				**reply;
 	size_t				 k;
 
+	st = xcalloc(j->n, sizeof(*st));
+	reply = xcalloc(j->n, sizeof(*reply));
 	for (k = 0; k < j->n; k++) {
 		res = &j->rcpts[k].result;
-		st = res->klass == DELIVER_OK ? QUEUE_RCPT_DELIVERED :
+		st[k] = res->klass == DELIVER_OK ? QUEUE_RCPT_DELIVERED :
 		    res->klass == DELIVER_PERM ? QUEUE_RCPT_FAILED : QUEUE_RCPT_DEFERRED;
 		if (res->klass == DELIVER_PENDING)
 			deliver_smtp_result_set(res, 0, DELIVER_TEMP, "4.4.0",
 			    "delivery ended without a result", NULL);
-		sched_reply_format(res, reply, sizeof(reply));
-		if (queue_msg_record(j->msg->m, j->idx[k], st, reply) == -1)
-			log_warn("%s queue record failed to=<%s> state=%s", j->msg->id,
-			    j->rcpts[k].addr, queue_rcpt_state_name(st));
+		reply[k] = xmalloc(SCHED_REPLY_MAX);
+		sched_reply_format(res, reply[k], SCHED_REPLY_MAX);
 	}
+	if (queue_msg_record_many(j->msg->m, j->n, j->idx, st,
+	    (const char *const *)reply) == -1)
+		log_warn("%s queue record failed rcpts=%zu", j->msg->id, j->n);
+	for (k = 0; k < j->n; k++)
+		free(reply[k]);
+	free(reply);
+	free(st);
 }
 
 /* "host NAME[IP]:PORT said: CODE X.Y.Z text" (a remote's), "X.Y.Z text" (ours). */

@@ -378,6 +378,46 @@ queue_msg_record(struct queue_msg *m, size_t index, enum queue_rcpt_state state,
 	return 0;
 }
 
+/*
+ * n results in one append and one fdatasync: a delivery job's recipients
+ * are made durable together, so the scheduler's loop waits for the disk
+ * once per job instead of once per recipient.  All or none are recorded.
+ */
+int
+queue_msg_record_many(struct queue_msg *m, size_t n, const size_t *index,
+    const enum queue_rcpt_state *state, const char *const *reply)
+{
+	struct queue_rcpt	*r;
+	size_t			 i, len, total = 0;
+	int64_t			 now = (int64_t)time(NULL);
+	char			*line, *buf = NULL;
+
+	for (i = 0; i < n; i++) {
+		if (index[i] >= m->env.nrcpts) {
+			free(buf);
+			errno = EINVAL;
+			return -1;
+		}
+		line = queue_file_format_result(index[i], state[i], now, reply[i], &len);
+		buf = xreallocarray(buf, 1, total + len);
+		memcpy(buf + total, line, len);
+		total += len;
+		free(line);
+	}
+	if (n == 0)
+		return 0;
+	if (queue_append(m, buf, total) == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		r = &m->env.rcpts[index[i]];
+		r->state = state[i];
+		r->when = now;
+		free(r->reply);
+		r->reply = reply[i] != NULL ? xstrdup(reply[i]) : NULL;
+	}
+	return 0;
+}
+
 int
 queue_msg_attempt(struct queue_msg *m, int64_t next_attempt)
 {

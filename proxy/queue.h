@@ -150,6 +150,9 @@ void	 queue_msg_body(const struct queue_msg *m, int *fd, off_t *offset, off_t *l
  */
 int	 queue_msg_record(struct queue_msg *m, size_t index, enum queue_rcpt_state state,
 	    const char *reply);
+/* n results (index[i], state[i], reply[i]) in one append + fdatasync. */
+int	 queue_msg_record_many(struct queue_msg *m, size_t n, const size_t *index,
+	    const enum queue_rcpt_state *state, const char *const *reply);
 int	 queue_msg_attempt(struct queue_msg *m, int64_t next_attempt);
 int	 queue_msg_schedule(struct queue_msg *m, int64_t next_attempt);
 int	 queue_msg_move(struct queue_msg *m, enum queue_state to);

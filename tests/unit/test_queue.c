@@ -384,6 +384,42 @@ test_write_commit_open(void **state)
 	queue_envelope_clear(&env);
 }
 
+/* A job's results in one append: all recorded and read back, or none. */
+static void
+test_record_many(void **state)
+{
+	static const size_t		 idx[] = { 1, 0 }, bad[] = { 0, 99 };
+	static const enum queue_rcpt_state st[] = { QUEUE_RCPT_DELIVERED, QUEUE_RCPT_FAILED };
+	static const char *const	 reply[] = { "250 ok", "550 5.1.1 no such user" };
+	struct queue_envelope	 env;
+	struct queue_writer	*w;
+	struct queue_msg	*m;
+	char			 why[128], id[QUEUE_ID_LEN + 1];
+
+	(void)state;
+	sample_envelope(&env);
+	assert_non_null(w = queue_writer_begin(&env));
+	memcpy(id, env.id, sizeof(id));
+	assert_int_equal(queue_writer_write(w, BODY, strlen(BODY)), 0);
+	assert_int_equal(queue_writer_finish(w), 0);
+	assert_int_equal(queue_commit_now(w), 0);
+	assert_int_equal(queue_msg_open(QUEUE_ACTIVE, id, 0, &m, why, sizeof(why)), 0);
+	/* An index out of range records nothing, not even the valid one. */
+	assert_int_equal(queue_msg_record_many(m, 2, bad, st, reply), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(m->env.rcpts[0].state, QUEUE_RCPT_PENDING);
+	assert_int_equal(queue_msg_record_many(m, 0, idx, st, reply), 0);
+	assert_int_equal(queue_msg_record_many(m, 2, idx, st, reply), 0);
+	queue_msg_close(&m);
+	assert_int_equal(queue_msg_open(QUEUE_ACTIVE, id, 0, &m, why, sizeof(why)), 0);
+	assert_int_equal(m->env.rcpts[1].state, QUEUE_RCPT_DELIVERED);
+	assert_string_equal(m->env.rcpts[1].reply, "250 ok");
+	assert_int_equal(m->env.rcpts[0].state, QUEUE_RCPT_FAILED);
+	assert_string_equal(m->env.rcpts[0].reply, "550 5.1.1 no such user");
+	assert_int_equal(queue_msg_remove(&m), 0);
+	queue_envelope_clear(&env);
+}
+
 static void
 write_file(const char *state, const char *name, const char *data, size_t len)
 {
@@ -440,6 +476,7 @@ main(void)
 		cmocka_unit_test(test_damage),
 		cmocka_unit_test(test_records),
 		cmocka_unit_test(test_write_commit_open),
+		cmocka_unit_test(test_record_many),
 		cmocka_unit_test(test_recover),
 	};
 
