@@ -57,7 +57,7 @@ __all__ = [
     "Skip", "HardError", "ReplyTimeout", "ConnectionClosed", "ProtocolError",
     "skip", "need_program", "scaled", "timeout_factor", "wait_for",
     "free_port", "TempDir", "Capture", "Message", "Connection", "SmtpSink", "DnsServer",
-    "Raw", "Titled", "make_config", "quote", "basic_config", "Sluice",
+    "Raw", "Titled", "make_config", "submit", "quote", "basic_config", "Sluice",
     "check_config", "sluice_binary", "smtp_client", "RawClient", "Reply",
     "swaks", "raw", "run_tests", "HERE", "PYTHON",
     # the conventions the test scripts share
@@ -1495,6 +1495,22 @@ def ask(client, line, want):
     client.send(line + ("\r\n" if isinstance(line, str) else b"\r\n"))
     return client.expect(want)
 
+
+
+def submit(port, body, sender="a@example.org", rcpts=("b@example.net",),
+           mail_params="", rcpt_params=""):
+    """One transaction on a RawClient, every step but the final dot
+    expected to succeed, then QUIT; the reply to the final dot."""
+    with RawClient(port) as c:
+        hello(c)
+        ask(c, "MAIL FROM:<%s>%s" % (sender, mail_params), 250)
+        for r in rcpts:
+            ask(c, "RCPT TO:<%s>%s" % (r, rcpt_params), 250)
+        ask(c, "DATA", 354)
+        c.send(body + b".\r\n")
+        r = c.read_reply()
+        ask(c, "QUIT", 221)
+        return r
 
 def hello(client, helo="client.test", verb="EHLO", hostname=HOSTNAME,
           banner="ESMTP sluice"):

@@ -88,19 +88,9 @@ def queued_id(text):
     return m[1]
 
 
-def send(port, body, sender="a@example.org", rcpts=("b@example.net",),
-         mail_params="", rcpt_params=""):
-    """One transaction on a RawClient; the reply to the final dot."""
-    with RawClient(port) as c:
-        hello(c)
-        ask(c, "MAIL FROM:<%s>%s" % (sender, mail_params), 250)
-        for r in rcpts:
-            ask(c, "RCPT TO:<%s>%s" % (r, rcpt_params), 250)
-        ask(c, "DATA", 354)
-        c.send(body + b".\r\n")
-        r = c.read_reply()
-        ask(c, "QUIT", 221)
-        return r
+def send(port, body, **kw):
+    """One transaction; the reply to the final dot."""
+    return submit(port, body, **kw)
 
 
 def sluice_queue(s, *args, timeout=None):

@@ -87,15 +87,8 @@ def relay_cfg(net, port=None, **globals_):
 
 def send(port, body=BODY, sender="a@sender.example", rcpts=("b@mx.example",),
          mail_params="", rcpt_params=""):
-    with RawClient(port) as c:
-        hello(c)
-        ask(c, "MAIL FROM:<%s>%s" % (sender, mail_params), 250)
-        for r in rcpts:
-            ask(c, "RCPT TO:<%s>%s" % (r, rcpt_params), 250)
-        ask(c, "DATA", 354)
-        c.send(body + b".\r\n")
-        r = c.read_reply()
-        ask(c, "QUIT", 221)
+    r = submit(port, body, sender=sender, rcpts=rcpts, mail_params=mail_params,
+               rcpt_params=rcpt_params)
     assert r.code == 250, r.raw
     m = re.search(r"queued as (%s)" % ID, r.text)
     assert m, r.raw
